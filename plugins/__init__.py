@@ -1,0 +1,1 @@
+"""sdtui plugins: `builtin` holds the plugins that ship with sdtui."""

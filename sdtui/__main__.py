@@ -1,0 +1,5 @@
+import sys
+
+from sdtui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,104 @@
+"""The `sdtui` command line: options, built-in commands, and staying light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdtui.cli import build_parser, main
+from sdtui.cli import install as install_module
+from sdtui.cli.options import data_dirs_from
+from sdtui.plugins import get_host
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--data-dir", "/x/a1111", "models"], ["models", "--data-dir", "/x/a1111"]],
+)
+def test_common_options_work_before_and_after_the_subcommand(argv: list[str]) -> None:
+    args = build_parser(get_host()).parse_args(argv)
+    dirs = data_dirs_from(args)
+    assert dirs.root == Path("/x/a1111")
+    assert dirs.checkpoints == Path("/x/a1111/models/Stable-diffusion")
+
+
+def test_per_kind_overrides_like_a1111(tmp_path: Path) -> None:
+    argv = ["models", "--data-dir", str(tmp_path), "--ckpt-dir", str(tmp_path / "ckpts")]
+    argv += ["--lora-dir", str(tmp_path / "loras"), "--embeddings-dir", str(tmp_path / "ti")]
+    dirs = data_dirs_from(build_parser(get_host()).parse_args(argv))
+    assert dirs.checkpoints == tmp_path / "ckpts"
+    assert dirs.lora == tmp_path / "loras" and dirs.embeddings == tmp_path / "ti"
+    assert dirs.vae == tmp_path / "models" / "VAE"
+
+
+def test_plugins_json_does_not_import_torch() -> None:
+    code = (
+        "import sys, io, contextlib; from sdtui.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['plugins', '--json', '--all'])\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_command_is_an_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["no-such-command"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
+
+
+def test_start_reports_the_data_dir_and_what_is_missing(data_dirs, capsys) -> None:
+    assert main(["start", "--no-device", "--data-dir", str(data_dirs.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"data dir: {data_dirs.root}" in out
+    assert "put Stable Diffusion checkpoints" in out
+    assert "not available yet" in out
+
+
+def test_install_keeps_the_installed_torch(monkeypatch) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_pip(arguments: list[str]) -> int:
+        constraints = Path(arguments[arguments.index("-c") + 1])
+        seen["arguments"] = arguments
+        seen["constraints"] = constraints.read_text()
+        return 0
+
+    monkeypatch.setattr(install_module, "run_pip", fake_pip)
+    assert main(["install", "sdtui-something", "-U"]) == 0
+    assert seen["arguments"][0] == "install" and seen["arguments"][-1] == "sdtui-something"
+    assert "--upgrade" in seen["arguments"]
+    from importlib.metadata import version
+
+    assert f"torch=={version('torch')}\ntorchvision=={version('torchvision')}" in str(
+        seen["constraints"]
+    )
+
+
+def test_install_without_a_name_explains(capsys) -> None:
+    assert main(["install"]) == 2
+    assert "name at least one package" in capsys.readouterr().err
+
+
+def test_uninstall_runs_pip(monkeypatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(install_module, "run_pip", lambda arguments: calls.append(arguments) or 0)
+    assert main(["uninstall", "-y", "sdtui-something"]) == 0
+    assert calls == [["uninstall", "-y", "sdtui-something"]]
+
+
+def test_installed_package_names_are_our_own(tmp_path: Path) -> None:
+    """Built-ins install as `sdtui_plugins`, config as `sdtui_config`: no generic names."""
+    code = (
+        "import importlib.util as u; "
+        "print([n for n in ('plugins', 'config') if u.find_spec(n)], "
+        "bool(u.find_spec('sdtui_plugins.builtin')), bool(u.find_spec('sdtui_config')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert out.stdout.strip() == "[] True True"
