@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sdtui.cli.install",
     "sdtui.cli.models",
     "sdtui_plugins.builtin.model_families",
+    "sdtui_plugins.builtin.schedules",
 )
 
 
