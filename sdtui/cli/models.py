@@ -38,7 +38,8 @@ class ModelsCommand:
             for checkpoint in checkpoints
         ]
         if args.json:
-            print(json.dumps({"checkpoints": rows, "vaes": [str(v) for v in vaes]}, indent=2))
+            vae_rows = {name: str(path) for name, path in vaes.items()}
+            print(json.dumps({"checkpoints": rows, "vaes": vae_rows}, indent=2))
             return 0
         print(
             f"checkpoints in {dirs.checkpoints}:"
@@ -48,8 +49,8 @@ class ModelsCommand:
         for row in rows:
             print(f"  {row['name']}" + (f" [{row['hash']}]" if row["hash"] else ""))
         print(f"VAEs in {dirs.vae}:" if vaes else f"no VAEs in {dirs.vae}")
-        for vae in vaes:
-            print(f"  {vae}")
+        for name in vaes:
+            print(f"  {name}")
         return 0
 
 
