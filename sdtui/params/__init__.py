@@ -1,0 +1,1 @@
+"""The one parameter schema, its validation and resolution, and the infotext codec."""

@@ -1,0 +1,596 @@
+"""The one parameter schema: every generation parameter, declared once.
+
+Each field of `GenerationParams` carries a `Spec` (label, help, range, step, choices,
+infotext key, CLI flag, the setting that supplies its default). The CLI flags, the TUI
+forms, the infotext writer and reader, the PNG JSON chunk and validation are all derived
+from these declarations, so a parameter is never spelled in several places.
+
+A field whose value is None is unset: "same as the first pass" for hires overrides, or
+"take the default from settings" for things like clip skip, eta, RNG source and ENSD.
+`sdtui.params.resolve` turns a request into concrete values before generation; what is
+written into the PNG is what actually ran.
+
+Plain dataclasses rather than pydantic: the schema is imported by the TUI on its start-up
+path, and errors must read like A1111 users expect ("Steps must be between 1 and 150").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+UNSET_DEFAULT = object()  # Spec.a1111_default when A1111 always writes the key
+
+
+@dataclass(frozen=True)
+class Spec:
+    label: str
+    help: str
+    section: str
+    infotext: str | None = None  # A1111's infotext key; None: not carried by infotext
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    choices: str | tuple[str, ...] | None = None  # a registry ("samplers") or fixed values
+    setting: str | None = None  # the setting that supplies the default when unset
+    a1111_default: Any = UNSET_DEFAULT  # the infotext omits the key at this value
+    multiline: bool = False
+
+
+def param(default: Any, spec: Spec) -> Any:
+    if isinstance(default, list | dict):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata={"spec": spec})
+
+
+SAMPLER = "sampler"
+PROMPT = "prompt"
+DIMENSIONS = "dimensions"
+SEED = "seed"
+HIRES = "hires"
+REFINER = "refiner"
+MODEL = "model"
+ADVANCED = "sampler parameters"
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """A txt2img request. Defaults follow A1111's txt2img tab."""
+
+    prompt: str = param(
+        "", Spec("Prompt", "What to draw, in A1111's prompt syntax.", PROMPT, multiline=True)
+    )
+    negative_prompt: str = param(
+        "", Spec("Negative prompt", "What to avoid.", PROMPT, multiline=True)
+    )
+    styles: tuple[str, ...] = param(
+        (),
+        Spec("Styles", "Styles from styles.csv applied to the prompts.", PROMPT, choices="styles"),
+    )
+    sampler: str = param(
+        "DPM++ 2M",
+        Spec(
+            "Sampling method",
+            "The sampler (A1111 names and aliases work).",
+            SAMPLER,
+            infotext="Sampler",
+            choices="samplers",
+        ),
+    )
+    schedule: str = param(
+        "Automatic",
+        Spec(
+            "Schedule type",
+            "Sigma schedule; Automatic uses the sampler's preferred one.",
+            SAMPLER,
+            infotext="Schedule type",
+            choices="schedules",
+        ),
+    )
+    steps: int = param(
+        20,
+        Spec(
+            "Sampling steps",
+            "Denoising steps.",
+            SAMPLER,
+            infotext="Steps",
+            minimum=1,
+            maximum=150,
+            step=1,
+        ),
+    )
+    width: int = param(
+        512,
+        Spec(
+            "Width",
+            "Image width in pixels (a multiple of 8).",
+            DIMENSIONS,
+            infotext="Size",
+            minimum=64,
+            maximum=2048,
+            step=8,
+        ),
+    )
+    height: int = param(
+        512,
+        Spec(
+            "Height",
+            "Image height in pixels (a multiple of 8).",
+            DIMENSIONS,
+            infotext="Size",
+            minimum=64,
+            maximum=2048,
+            step=8,
+        ),
+    )
+    batch_count: int = param(
+        1,
+        Spec(
+            "Batch count",
+            "How many batches to make, one after another.",
+            DIMENSIONS,
+            minimum=1,
+            maximum=1000,
+            step=1,
+        ),
+    )
+    batch_size: int = param(
+        1, Spec("Batch size", "Images made at once.", DIMENSIONS, minimum=1, maximum=8, step=1)
+    )
+    cfg_scale: float = param(
+        7.0,
+        Spec(
+            "CFG Scale",
+            "How strongly the image follows the prompt.",
+            SAMPLER,
+            infotext="CFG scale",
+            minimum=1.0,
+            maximum=30.0,
+            step=0.5,
+        ),
+    )
+    seed: int = param(
+        -1,
+        Spec(
+            "Seed",
+            "-1 picks a random seed.",
+            SEED,
+            infotext="Seed",
+            minimum=-1,
+            maximum=2**32 - 1,
+            step=1,
+        ),
+    )
+    variation_seed: int = param(
+        -1,
+        Spec(
+            "Variation seed",
+            "Seed of the noise blended in; -1 picks one.",
+            SEED,
+            infotext="Variation seed",
+            minimum=-1,
+            maximum=2**32 - 1,
+            step=1,
+        ),
+    )
+    variation_strength: float = param(
+        0.0,
+        Spec(
+            "Variation strength",
+            "How much of the variation seed's noise to blend in.",
+            SEED,
+            infotext="Variation seed strength",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.01,
+            a1111_default=0.0,
+        ),
+    )
+    seed_resize_from_width: int = param(
+        0,
+        Spec(
+            "Resize seed from width",
+            "Make the noise as if the image were this wide.",
+            SEED,
+            infotext="Seed resize from",
+            minimum=0,
+            maximum=2048,
+            step=8,
+        ),
+    )
+    seed_resize_from_height: int = param(
+        0,
+        Spec(
+            "Resize seed from height",
+            "Make the noise as if the image were this tall.",
+            SEED,
+            infotext="Seed resize from",
+            minimum=0,
+            maximum=2048,
+            step=8,
+        ),
+    )
+    model: str | None = param(
+        None,
+        Spec(
+            "Checkpoint",
+            "Checkpoint name, title or hash; unset: the active one.",
+            MODEL,
+            infotext="Model",
+            choices="checkpoints",
+            setting="sd_model_checkpoint",
+        ),
+    )
+    vae: str | None = param(
+        None,
+        Spec(
+            "SD VAE",
+            "Automatic, None (baked in) or a VAE file name.",
+            MODEL,
+            infotext="VAE",
+            choices="vaes",
+            setting="sd_vae",
+        ),
+    )
+    clip_skip: int | None = param(
+        None,
+        Spec(
+            "Clip skip",
+            "Stop the text encoder this many layers before its last.",
+            ADVANCED,
+            infotext="Clip skip",
+            minimum=1,
+            maximum=12,
+            step=1,
+            setting="CLIP_stop_at_last_layers",
+            a1111_default=1,
+        ),
+    )
+    emphasis: str | None = param(
+        None,
+        Spec(
+            "Emphasis mode",
+            "How (weights) in the prompt are applied.",
+            ADVANCED,
+            infotext="Emphasis",
+            choices=("Original", "No norm", "Ignore", "None"),
+            setting="emphasis",
+            a1111_default="Original",
+        ),
+    )
+    rng: str | None = param(
+        None,
+        Spec(
+            "Random number generator source",
+            "CPU: the same images on every machine; GPU: A1111's default; NV: GPU noise "
+            "reproduced on any hardware.",
+            ADVANCED,
+            infotext="RNG",
+            choices=("CPU", "GPU", "NV"),
+            setting="randn_source",
+            a1111_default="GPU",
+        ),
+    )
+    ensd: int | None = param(
+        None,
+        Spec(
+            "Eta noise seed delta",
+            "Added to the seed of ancestral samplers' noise.",
+            ADVANCED,
+            infotext="ENSD",
+            minimum=0,
+            maximum=2**32 - 1,
+            step=1,
+            setting="eta_noise_seed_delta",
+            a1111_default=0,
+        ),
+    )
+    eta: float | None = param(
+        None,
+        Spec(
+            "Eta",
+            "Noise multiplier of ancestral and SDE samplers.",
+            ADVANCED,
+            infotext="Eta",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.01,
+            setting="eta_ancestral",
+            a1111_default=1.0,
+        ),
+    )
+    eta_ddim: float | None = param(
+        None,
+        Spec(
+            "Eta for DDIM",
+            "Noise multiplier of DDIM.",
+            ADVANCED,
+            infotext="Eta DDIM",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.01,
+            setting="eta_ddim",
+            a1111_default=0.0,
+        ),
+    )
+    s_churn: float | None = param(
+        None,
+        Spec(
+            "Sigma churn",
+            "Extra noise added per step (Karras et al.).",
+            ADVANCED,
+            infotext="Sigma churn",
+            minimum=0.0,
+            maximum=100.0,
+            step=0.01,
+            setting="s_churn",
+            a1111_default=0.0,
+        ),
+    )
+    s_tmin: float | None = param(
+        None,
+        Spec(
+            "Sigma tmin",
+            "Churn applies above this sigma.",
+            ADVANCED,
+            infotext="Sigma tmin",
+            minimum=0.0,
+            maximum=10.0,
+            step=0.01,
+            setting="s_tmin",
+            a1111_default=0.0,
+        ),
+    )
+    s_tmax: float | None = param(
+        None,
+        Spec(
+            "Sigma tmax",
+            "Churn applies below this sigma (0 = no limit).",
+            ADVANCED,
+            infotext="Sigma tmax",
+            minimum=0.0,
+            maximum=999.0,
+            step=0.01,
+            setting="s_tmax",
+            a1111_default=0.0,
+        ),
+    )
+    s_noise: float | None = param(
+        None,
+        Spec(
+            "Sigma noise",
+            "Scale of the churn noise.",
+            ADVANCED,
+            infotext="Sigma noise",
+            minimum=0.0,
+            maximum=1.1,
+            step=0.001,
+            setting="s_noise",
+            a1111_default=1.0,
+        ),
+    )
+    sigma_min: float | None = param(
+        None,
+        Spec(
+            "Schedule min sigma",
+            "0 = the model's.",
+            ADVANCED,
+            infotext="Schedule min sigma",
+            minimum=0.0,
+            maximum=2.0,
+            step=0.001,
+            setting="sigma_min",
+            a1111_default=0.0,
+        ),
+    )
+    sigma_max: float | None = param(
+        None,
+        Spec(
+            "Schedule max sigma",
+            "0 = the model's.",
+            ADVANCED,
+            infotext="Schedule max sigma",
+            minimum=0.0,
+            maximum=100.0,
+            step=0.001,
+            setting="sigma_max",
+            a1111_default=0.0,
+        ),
+    )
+    rho: float | None = param(
+        None,
+        Spec(
+            "Schedule rho",
+            "0 = the schedule's own (Karras: 7).",
+            ADVANCED,
+            infotext="Schedule rho",
+            minimum=0.0,
+            maximum=100.0,
+            step=0.01,
+            setting="rho",
+            a1111_default=0.0,
+        ),
+    )
+    enable_hires: bool = param(
+        False, Spec("Hires. fix", "Upscale and denoise again in a second pass.", HIRES)
+    )
+    hires_upscaler: str = param(
+        "Latent",
+        Spec(
+            "Upscaler",
+            "A latent mode or any upscaler.",
+            HIRES,
+            infotext="Hires upscaler",
+            choices="hires_upscalers",
+        ),
+    )
+    hires_steps: int = param(
+        0,
+        Spec(
+            "Hires steps",
+            "0 = same as sampling steps.",
+            HIRES,
+            infotext="Hires steps",
+            minimum=0,
+            maximum=150,
+            step=1,
+            a1111_default=0,
+        ),
+    )
+    denoising_strength: float = param(
+        0.7,
+        Spec(
+            "Denoising strength",
+            "How much the second pass may change.",
+            HIRES,
+            infotext="Denoising strength",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.01,
+        ),
+    )
+    hires_scale: float = param(
+        2.0,
+        Spec(
+            "Upscale by",
+            "Second pass size as a multiple of the first.",
+            HIRES,
+            infotext="Hires upscale",
+            minimum=1.0,
+            maximum=4.0,
+            step=0.05,
+        ),
+    )
+    hires_resize_width: int = param(
+        0,
+        Spec(
+            "Resize width to",
+            "Overrides Upscale by (0 = from the height).",
+            HIRES,
+            infotext="Hires resize",
+            minimum=0,
+            maximum=2048,
+            step=8,
+        ),
+    )
+    hires_resize_height: int = param(
+        0,
+        Spec(
+            "Resize height to",
+            "Overrides Upscale by (0 = from the width).",
+            HIRES,
+            infotext="Hires resize",
+            minimum=0,
+            maximum=2048,
+            step=8,
+        ),
+    )
+    hires_checkpoint: str | None = param(
+        None,
+        Spec(
+            "Hires checkpoint",
+            "Unset: use the same checkpoint.",
+            HIRES,
+            infotext="Hires checkpoint",
+            choices="checkpoints",
+        ),
+    )
+    hires_sampler: str | None = param(
+        None,
+        Spec(
+            "Hires sampling method",
+            "Unset: use the same sampler.",
+            HIRES,
+            infotext="Hires sampler",
+            choices="samplers",
+        ),
+    )
+    hires_schedule: str | None = param(
+        None,
+        Spec(
+            "Hires schedule type",
+            "Unset: use the same schedule.",
+            HIRES,
+            infotext="Hires schedule type",
+            choices="schedules",
+        ),
+    )
+    hires_prompt: str = param(
+        "",
+        Spec(
+            "Hires prompt",
+            "Empty: the same prompt.",
+            HIRES,
+            infotext="Hires prompt",
+            multiline=True,
+            a1111_default="",
+        ),
+    )
+    hires_negative_prompt: str = param(
+        "",
+        Spec(
+            "Hires negative prompt",
+            "Empty: the same negative prompt.",
+            HIRES,
+            infotext="Hires negative prompt",
+            multiline=True,
+            a1111_default="",
+        ),
+    )
+    refiner_checkpoint: str | None = param(
+        None,
+        Spec(
+            "Refiner",
+            "SDXL refiner checkpoint; unset: no refiner.",
+            REFINER,
+            infotext="Refiner",
+            choices="checkpoints",
+        ),
+    )
+    refiner_switch_at: float = param(
+        0.8,
+        Spec(
+            "Switch at",
+            "Fraction of the steps after which the refiner takes over.",
+            REFINER,
+            infotext="Refiner switch at",
+            minimum=0.01,
+            maximum=1.0,
+            step=0.01,
+        ),
+    )
+    tiling: bool | None = param(
+        None,
+        Spec(
+            "Tiling",
+            "Make a seamlessly tileable image.",
+            ADVANCED,
+            infotext="Tiling",
+            setting="tiling",
+            a1111_default=False,
+        ),
+    )
+
+
+PARAMS: dict[str, dataclasses.Field[Any]] = {
+    f.name: f for f in dataclasses.fields(GenerationParams)
+}
+
+
+def spec(name: str) -> Spec:
+    return PARAMS[name].metadata["spec"]
+
+
+def value_type(name: str) -> type:
+    """The concrete type of a field (int for `int | None`, tuple for styles)."""
+    hint = typing.get_type_hints(GenerationParams)[name]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+def cli_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
