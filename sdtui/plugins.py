@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sdtui.cli.plugins",
     "sdtui.cli.install",
     "sdtui.cli.models",
+    "sdtui.cli.pnginfo",
     "sdtui_plugins.builtin.model_families",
     "sdtui_plugins.builtin.schedules",
 )

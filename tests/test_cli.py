@@ -102,3 +102,21 @@ def test_installed_package_names_are_our_own(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert out.stdout.strip() == "[] True True"
+
+
+def test_pnginfo_prints_and_parses(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from sdtui.params.image_metadata import save_image
+
+    text = "a cat\nNegative prompt: dog\nSteps: 7, Sampler: Euler a, CFG scale: 5, Seed: 9"
+    path = save_image(Image.new("RGB", (8, 8)), tmp_path / "x.png", infotext=text)
+    assert main(["pnginfo", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == text
+    assert main(["pnginfo", str(path), "--json"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["parameters"]["steps"] == 7 and report["parameters"]["negative_prompt"] == "dog"
+    assert main(["pnginfo", str(tmp_path / "missing.png")]) == 1
+    assert "missing.png" in capsys.readouterr().err

@@ -151,7 +151,8 @@ def test_builtins_load_without_failures_and_without_torch() -> None:
     assert host.failures == []
     assert {info.name for info in host.plugins()} == set(DEFAULT_PLUGINS)
     assert all(info.builtin for info in host.plugins())
-    assert {"start", "plugins", "install", "uninstall", "models"} <= set(host.commands.names())
+    expected = {"start", "plugins", "install", "uninstall", "models", "pnginfo"}
+    assert expected <= set(host.commands.names())
 
 
 def test_load_env_empty_means_builtins_only(monkeypatch) -> None:
