@@ -1,0 +1,1 @@
+"""Services over the engine: job queue, outputs, settings."""
