@@ -183,14 +183,44 @@ def _safetensors_header(path: Path, expected: str | None) -> CheckpointHeader:
     return CheckpointHeader(path, "safetensors", shapes, dtypes, metadata)
 
 
-def _load_safetensors(path: Path, device: str, expected: str | None) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+_TORCH_DTYPES_BY_CODE = {code: dtype for dtype, code in _TORCH_DTYPE_CODES.items()}
 
-    try:
-        return load_file(os.fspath(path), device=device)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(path, f"corrupt safetensors file ({exc})", expected) from None
+
+def _convert(tensor: torch.Tensor, device: str, dtype: torch.dtype | None) -> torch.Tensor:
+    if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+        tensor = tensor.to(dtype)
+    return tensor.to(device) if device != "cpu" else tensor
+
+
+def _load_safetensors(
+    path: Path, device: str, dtype: torch.dtype | None, expected: str | None
+) -> dict[str, torch.Tensor]:
+    """Read tensor by tensor with plain file reads (no mmap), converting each to `dtype` and
+    moving it to `device` before the next is read: peak memory is the result plus one
+    tensor, and the file's pages never count against the process (page cache only)."""
+    header, data_size = _read_safetensors_json(path, expected)
+    header.pop("__metadata__", None)
+    data_start = path.stat().st_size - data_size
+    tensors: dict[str, torch.Tensor] = {}
+    entries = sorted(header.items(), key=lambda item: int(item[1]["data_offsets"][0]))
+    with open(path, "rb") as file:
+        for name, entry in entries:
+            begin, end = (int(x) for x in entry["data_offsets"])
+            code = str(entry["dtype"])
+            if code not in _TORCH_DTYPES_BY_CODE:
+                raise CheckpointError(
+                    path, f"tensor {name!r} has unsupported dtype {code}", expected
+                )
+            raw = torch.empty(end - begin, dtype=torch.uint8)
+            file.seek(data_start + begin)
+            if file.readinto(memoryview(raw.numpy())) != end - begin:
+                raise CheckpointError(
+                    path, f"truncated safetensors file (tensor {name!r})", expected
+                )
+            shape = [int(x) for x in entry["shape"]]
+            tensor = raw.view(_TORCH_DTYPES_BY_CODE[code]).reshape(shape)
+            tensors[name] = _convert(tensor, device, dtype)
+    return tensors
 
 
 # ---------------------------------------------------------------------------- pickles
@@ -359,16 +389,19 @@ def load_state_dict(
     path: str | os.PathLike[str],
     device: str | torch.device = "cpu",
     *,
+    dtype: torch.dtype | None = None,
     expected: str | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a model file; never runs code from pickles.
 
-    safetensors files are memory-mapped; zip-format pickles are loaded with mmap too.
-    A top-level `state_dict` is unwrapped and non-tensor entries are dropped.
+    Floating-point tensors are converted to `dtype` when given. safetensors files are read
+    tensor by tensor (peak memory: the result plus one tensor); zip-format pickles are
+    memory-mapped. A top-level `state_dict` is unwrapped and non-tensor entries are dropped.
     """
     path = Path(path)
     device = str(device)
     if _check_path(path, expected) == "safetensors":
         header = _safetensors_header(path, expected)
-        return _load_safetensors(path, device, expected), dict(header.metadata)
-    return _split_pickled(path, _torch_load(path, device, expected), expected)
+        return _load_safetensors(path, device, dtype, expected), dict(header.metadata)
+    tensors, metadata = _split_pickled(path, _torch_load(path, "cpu", expected), expected)
+    return {name: _convert(t, device, dtype) for name, t in tensors.items()}, metadata
