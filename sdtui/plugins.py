@@ -31,10 +31,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sdtui.cli.start",
     "sdtui.cli.plugins",
     "sdtui.cli.install",
+    "sdtui.cli.uninstall",
     "sdtui.cli.models",
     "sdtui.cli.pnginfo",
     "sdtui_plugins.builtin.model_families",
     "sdtui_plugins.builtin.schedules",
+    "sdtui_plugins.builtin.samplers",
 )
 
 

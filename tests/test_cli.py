@@ -86,7 +86,9 @@ def test_install_without_a_name_explains(capsys) -> None:
 
 def test_uninstall_runs_pip(monkeypatch) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr(install_module, "run_pip", lambda arguments: calls.append(arguments) or 0)
+    from sdtui.cli import uninstall as uninstall_module
+
+    monkeypatch.setattr(uninstall_module, "run_pip", lambda arguments: calls.append(arguments) or 0)
     assert main(["uninstall", "-y", "sdtui-something"]) == 0
     assert calls == [["uninstall", "-y", "sdtui-something"]]
 
@@ -120,3 +122,27 @@ def test_pnginfo_prints_and_parses(tmp_path, capsys) -> None:
     assert report["parameters"]["steps"] == 7 and report["parameters"]["negative_prompt"] == "dog"
     assert main(["pnginfo", str(tmp_path / "missing.png")]) == 1
     assert "missing.png" in capsys.readouterr().err
+
+
+def test_an_a1111_install_is_used_as_it_is(tmp_path, capsys) -> None:
+    from tests.tiny_models import write_tiny_checkpoint
+
+    root = tmp_path / "stable-diffusion-webui"
+    (root / "models" / "Stable-diffusion").mkdir(parents=True)
+    write_tiny_checkpoint(root / "models" / "Stable-diffusion" / "tiny.safetensors", "sd1")
+    own_files = {
+        "config.json": '{"sd_model_checkpoint": "tiny.safetensors"}',
+        "ui-config.json": "{}",
+        "cache.json": '{"hashes": {}}',
+        "params.txt": "a cat\nSteps: 20, Seed: 1, CFG scale: 7",
+        "styles.csv": "name,prompt,negative_prompt\n",
+    }
+    for name, text in own_files.items():
+        (root / name).write_text(text)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert main(["models", "--hash", "--data-dir", str(root)]) == 0
+    assert "tiny.safetensors [" in capsys.readouterr().out
+    assert main(["start", "--no-device", "--data-dir", str(root)]) == 0
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert {p: after[p] for p in before} == before  # nothing of A1111's was rewritten
+    assert {p.relative_to(root).parts[0] for p in set(after) - set(before)} == {"sdtui"}

@@ -121,3 +121,24 @@ def test_switching_checkpoints_leaves_no_unloaded_module_alive(tmp_path) -> None
     alive = [key for key, ref in loaded if ref() is not None]
     assert len(loaded) > 10  # models really were unloaded and loaded again
     assert sorted(alive) == sorted(cached) and len(cached) == 2
+
+
+def test_automatic_vae_beside_the_checkpoint_is_loaded(data_dirs) -> None:
+    from sdtui.models.discovery import discover_checkpoints, resolve_vae
+
+    path = write_tiny_checkpoint(data_dirs.checkpoints / "model.safetensors", "sd1", seed=1)
+    donor = load_file(
+        str(write_tiny_checkpoint(data_dirs.root / "donor.safetensors", "sd1", seed=5))
+    )
+    vae = {
+        k.removeprefix("first_stage_model."): v
+        for k, v in donor.items()
+        if k.startswith("first_stage_model.")
+    }
+    save_file(vae, str(data_dirs.checkpoints / "model.vae.safetensors"))
+    (checkpoint,) = discover_checkpoints(data_dirs)
+    chosen = resolve_vae(checkpoint, "Automatic", data_dirs)
+    assert chosen == data_dirs.checkpoints / "model.vae.safetensors"
+    assert resolve_vae(checkpoint, "None", data_dirs) is None
+    model = load_checkpoint(path, vae=chosen)
+    assert torch.equal(model.vae.encoder.conv_in.weight, vae["encoder.conv_in.weight"])

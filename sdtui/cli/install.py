@@ -1,4 +1,4 @@
-"""`sdtui install NAME` / `sdtui uninstall NAME`: pip, in the environment sdtui runs in.
+"""`sdtui install NAME`: pip install, in the environment sdtui runs in.
 
 Installs keep the torch and torchvision already installed (a pip constraint pins them), so
 a plugin cannot silently swap a working CUDA build for a multi-GB download of another one.
@@ -58,19 +58,6 @@ class InstallCommand:
             return run_pip(arguments + list(args.packages))
 
 
-class UninstallCommand:
-    name = "uninstall"
-    help = "uninstall plugins (or any package) with pip from sdtui's environment"
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("packages", nargs="+", metavar="NAME", help="packages to remove")
-        parser.add_argument("-y", "--yes", action="store_true", help="do not ask")
-
-    def run(self, args: argparse.Namespace) -> int:
-        return run_pip(["uninstall", *(["-y"] if args.yes else []), *args.packages])
-
-
 @hookimpl
 def register_commands(register) -> None:
     register(InstallCommand())
-    register(UninstallCommand())
