@@ -209,11 +209,27 @@ def configure_attention(module: Any) -> int:
 
 
 def free_device_memory() -> None:
-    """Collect garbage and return cached CUDA blocks to the driver (if torch is loaded)."""
+    """Collect garbage, return cached CUDA blocks to the driver (if torch is loaded) and
+    freed heap memory to the operating system."""
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
+    release_host_memory()
+
+
+def release_host_memory() -> bool:
+    """glibc keeps freed blocks of up to 32 MB in its heap (its mmap threshold grows after
+    the first large free), so a process that unloads a model keeps its RSS; `malloc_trim`
+    hands that memory back. A no-op (False) where glibc is not the allocator."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def _host_memory() -> tuple[int, int]:
