@@ -1,0 +1,1 @@
+"""The generation engine: prompt conditioning, denoising, decoding."""
