@@ -1,0 +1,216 @@
+"""txt2img: one denoising loop from resolved parameters to images and their infotexts.
+
+    images = txt2img(model, resolve(params), samplers=host.samplers, schedules=host.schedules)
+
+Per batch (batch_count times): A1111's seeds (seed + i; the same seed with subseed + i when
+a variation strength is set), per-image noise (`ImageRNG`, so an image never depends on its
+batch), the prompts' conditioning over the model calls prompt editing counts, classifier-free
+guidance, the sampler over A1111's sigmas, and the VAE. Interrupt and skip are checked after
+every step through the job context; the infotext of each image says what actually ran.
+Not here yet: hires fix, refiner, LoRA / embeddings, styles (applied before this call).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from sdtui.core.denoisers import DiscreteDenoiser
+from sdtui.core.discrete import DiscreteSchedule
+from sdtui.core.noise import ImageRNG, image_seeds
+from sdtui.core.prompt_parser import strip_comments
+from sdtui.engine.conditioning import PromptEncoder, cond_at, emphasis_infotext, multicond_at
+from sdtui.engine.images import decode_latents, encode_images
+from sdtui.engine.sampling import CFGDenoiser, plan_sigmas, second_order_calls
+from sdtui.engine.unet import UNetModel, sdxl_time_ids
+from sdtui.params.codec import RunFacts, infotext_from_params
+from sdtui.params.schema import GenerationParams
+
+LATENT_CHANNELS = 4
+LATENT_FACTOR = 8
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """How the infotext names the model and VAE (A1111's `Model`, `Model hash`, ...)."""
+
+    name: str | None = None
+    short_hash: str | None = None
+    vae_name: str | None = None
+    vae_hash: str | None = None
+
+
+@dataclass
+class GeneratedImage:
+    image: Image.Image
+    params: GenerationParams  # with this image's seed
+    infotext: str
+    index: int  # position in the whole run (batch n, item i -> n * batch_size + i)
+
+
+def _inpainting_conditioning(model: Any, batch: int, height: int, width: int) -> torch.Tensor:
+    """A1111's txt2img conditioning for inpainting models: the whole image masked (a mask
+    of ones) over a mid-grey picture's latents."""
+    grey = torch.zeros(1, 3, height, width)  # 0.5 grey in [-1, 1]
+    latents = encode_images(model.vae, grey).float()
+    mask = torch.ones(1, 1, *latents.shape[2:])
+    return torch.cat([mask, latents], dim=1).expand(batch, -1, -1, -1)
+
+
+def _sampler_options(sampler: Any, params: GenerationParams, seeds: list[int]) -> dict[str, Any]:
+    ddim_family = getattr(sampler, "default_eta", None) == 0
+    return {
+        "eta": params.eta_ddim if ddim_family else params.eta,
+        "s_churn": params.s_churn,
+        "s_tmin": params.s_tmin,
+        "s_tmax": params.s_tmax,
+        "s_noise": params.s_noise,
+        "seed": seeds,
+    }
+
+
+def txt2img(
+    model: Any,
+    params: GenerationParams,
+    *,
+    samplers: Any,
+    schedules: Any,
+    context: Any = None,
+    model_facts: ModelFacts = ModelFacts(),
+    version: str | None = None,
+    on_image: Callable[[GeneratedImage], None] | None = None,
+) -> list[GeneratedImage]:
+    """Generate `batch_count x batch_size` images with a loaded model (seeds resolved)."""
+    if params.seed < 0 or params.variation_seed < 0:
+        raise ValueError("txt2img needs resolved seeds (sdtui.params.validate.resolve)")
+    sampler = samplers.get(params.sampler)
+    params = dataclasses.replace(params, sampler=sampler.name)
+    discrete = DiscreteSchedule.stable_diffusion()
+    plan = plan_sigmas(
+        sampler, params.schedule, params.steps, discrete, schedules,
+        sigma_min=params.sigma_min or 0.0, sigma_max=params.sigma_max or 0.0,
+        rho=params.rho or 0.0, sdxl=model.family.is_sdxl,
+    )  # fmt: skip
+    encoder = PromptEncoder.from_model(
+        model, emphasis=params.emphasis or "Original", clip_skip=params.clip_skip or 1
+    )
+    total = params.batch_count * params.batch_size
+    seeds, subseeds = image_seeds(
+        params.seed, params.variation_seed, total, params.variation_strength
+    )
+    calls = second_order_calls(sampler, len(plan.sigmas) - 1)
+    results: list[GeneratedImage] = []
+    for batch in range(params.batch_count):
+        span = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
+        latents = _sample_batch(
+            model, params, sampler, plan, encoder, calls, seeds[span], subseeds[span], context
+        )
+        for offset, image in enumerate(decode_latents(model.vae, latents)):
+            index = batch * params.batch_size + offset
+            result = _describe(
+                image, params, sampler, plan, seeds[index], subseeds[index], model_facts, version
+            )
+            result.index = index
+            results.append(result)
+            if on_image is not None:
+                on_image(result)
+    return results
+
+
+def _sample_batch(
+    model: Any,
+    params: GenerationParams,
+    sampler: Any,
+    plan: Any,
+    encoder: PromptEncoder,
+    calls: int,
+    seeds: list[int],
+    subseeds: list[int],
+    context: Any,
+) -> torch.Tensor:
+    size = len(seeds)
+    prompts = [strip_comments(params.prompt)] * size
+    negatives = [strip_comments(params.negative_prompt)] * size
+    cond = encoder.multicond(prompts, calls)
+    uncond = encoder.schedule(negatives, calls, is_negative=True)
+    shape = (LATENT_CHANNELS, params.height // LATENT_FACTOR, params.width // LATENT_FACTOR)
+    rng = ImageRNG(
+        shape, seeds, subseeds=subseeds, subseed_strength=params.variation_strength,
+        seed_resize_from=(params.seed_resize_from_width, params.seed_resize_from_height),
+        source=params.rng or "CPU", ensd=params.ensd or 0,
+    )  # fmt: skip
+    x = rng.first().float() * plan.noise_scale
+    image_conditioning = None
+    if model.family.inpainting:
+        image_conditioning = _inpainting_conditioning(model, size, params.height, params.width)
+
+    def extra_inputs(images: torch.Tensor, is_uncond: torch.Tensor) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        if model.family.is_sdxl:
+            refiner = model.family.architecture == "sdxl-refiner"
+            inputs["time_ids"] = sdxl_time_ids(
+                params.width, params.height, is_uncond, refiner=refiner
+            )
+        if image_conditioning is not None:
+            inputs["image_conditioning"] = image_conditioning[images]
+        return inputs
+
+    denoiser = DiscreteDenoiser(
+        UNetModel(model.unet), DiscreteSchedule.stable_diffusion(),
+        model.family.prediction_type or "epsilon",
+    )  # fmt: skip
+    cfg = CFGDenoiser(
+        denoiser,
+        lambda step: (*multicond_at(cond, step), cond_at(uncond, step)),
+        params.cfg_scale * getattr(sampler, "cfg_scale_multiplier", 1.0),
+        extra_inputs,
+    )
+
+    def callback(info: Any) -> None:
+        if context is not None:
+            context.check()
+            context.progress(info.step + 1, info.total)
+
+    options = _sampler_options(sampler, params, seeds)
+    if not getattr(sampler, "brownian_noise", False):
+        options["noise_sampler"] = rng.noise_sampler
+    with torch.no_grad():
+        return sampler.sample(cfg, x, plan.sigmas, callback=callback, **options)
+
+
+def _describe(
+    image: Image.Image,
+    params: GenerationParams,
+    sampler: Any,
+    plan: Any,
+    seed: int,
+    subseed: int,
+    facts: ModelFacts,
+    version: str | None,
+) -> GeneratedImage:
+    image_params = dataclasses.replace(params, seed=seed, variation_seed=subseed)
+    stochastic = bool(getattr(sampler, "stochastic", False))
+    ddim_family = getattr(sampler, "default_eta", None) == 0
+    eta = params.eta_ddim if ddim_family else params.eta
+    extra = {**plan.extra, **emphasis_infotext([params.prompt, params.negative_prompt],
+                                               params.emphasis or "Original")}  # fmt: skip
+    run = RunFacts(
+        seed=seed,
+        variation_seed=subseed,
+        schedule_label=plan.schedule_label,
+        model_name=facts.name,
+        model_hash=facts.short_hash,
+        vae_name=facts.vae_name,
+        vae_hash=facts.vae_hash,
+        uses_ensd=bool(getattr(sampler, "uses_ensd", False)) and bool(eta),
+        uses_eta=stochastic and not ddim_family,
+        uses_eta_ddim=ddim_family,
+        extra=extra,
+        version=version,
+    )
+    return GeneratedImage(image, image_params, infotext_from_params(image_params, run), 0)
