@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sdtui.cli.uninstall",
     "sdtui.cli.models",
     "sdtui.cli.pnginfo",
+    "sdtui.cli.generate",
     "sdtui_plugins.builtin.model_families",
     "sdtui_plugins.builtin.schedules",
     "sdtui_plugins.builtin.samplers",

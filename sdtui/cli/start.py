@@ -2,7 +2,7 @@
 
 The terminal UI arrives with the TUI issue and the embedded default model with its own
 issue; until then `start` prepares the data directory, reports what is there (checkpoints,
-device, plugins) and says plainly what is still missing.
+device, plugins), points at `sdtui generate`, and says plainly what is still missing.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from sdtui.paths import DataDirs
 from sdtui.plugins import get_host
 
 MISSING = (
-    "the terminal UI (txt2img, img2img, Extras, PNG Info, ... screens) is not built yet",
-    "no generation engine yet: samplers and txt2img come next",
+    "the terminal UI (txt2img, img2img, Extras, PNG Info, ... screens) is not built yet;"
+    " `sdtui generate --prompt ...` makes images from the command line",
+    "hires fix, the SDXL refiner, LoRA and embeddings are not wired into generation yet",
+    "no embedded default model yet: bring your own checkpoint",
 )
 
 

@@ -1,0 +1,75 @@
+"""`sdtui generate` end to end on a tiny checkpoint in an A1111-layout data dir."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdtui.cli import main
+from sdtui.params.image_metadata import read_image_metadata
+from tests.tiny_models import write_tiny_checkpoint
+
+SMALL = ["--steps", "2", "--width", "64", "--height", "64", "--device", "cpu"]
+
+
+@pytest.fixture
+def data_dir(data_dirs):
+    write_tiny_checkpoint(data_dirs.checkpoints / "tiny.safetensors", "sd1")
+    return data_dirs
+
+
+def written(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def test_generate_writes_a1111_named_pngs_with_infotext(data_dir, capsys) -> None:
+    argv = ["generate", "--prompt", "a red circle", "--seed", "5", "--batch-size", "2"]
+    assert main([*argv, *SMALL, "--data-dir", str(data_dir.root)]) == 0
+    paths = written(capsys)
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["00000-5.png", "00001-6.png"]
+    assert all("/outputs/txt2img-images/" in p for p in paths)
+    metadata = read_image_metadata(paths[0])
+    assert metadata.infotext.startswith(
+        "a red circle\nSteps: 2, Sampler: DPM++ 2M, Schedule type: Karras"
+    )
+    assert "Model: tiny" in metadata.infotext and "Model hash: " in metadata.infotext
+    assert metadata.params["seed"] == 5
+    grids = list((data_dir.outputs / "txt2img-grids").rglob("grid-0000.png"))
+    assert len(grids) == 1 and Image.open(grids[0]).size == (128, 64)
+
+
+def test_from_image_reproduces_it(data_dir, capsys, tmp_path) -> None:
+    root = ["--data-dir", str(data_dir.root)]
+    assert main(["generate", "--prompt", "a blue square", "--seed", "9", *SMALL, *root]) == 0
+    (first,) = written(capsys)
+    again = ["generate", "--from-image", first, "--out", str(tmp_path / "again"), *SMALL[-2:]]
+    assert main([*again, *root]) == 0
+    (second,) = written(capsys)
+    assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
+
+
+def test_bad_requests_explain_themselves(data_dirs, capsys) -> None:
+    root = ["--data-dir", str(data_dirs.root)]
+    assert main(["generate", "--prompt", "x", *SMALL, *root]) == 2
+    assert "no checkpoints in" in capsys.readouterr().err
+    write_tiny_checkpoint(data_dirs.checkpoints / "tiny.safetensors", "sd1")
+    assert main(["generate", "--sampler", "Eular", *SMALL, *root]) == 2
+    assert "unknown sampler 'Eular'; known: DPM++ 2M" in capsys.readouterr().err
+    assert main(["generate", "--width", "65", *SMALL[:2], *root]) == 2
+    assert "Width must be a multiple of 8" in capsys.readouterr().err
+
+
+def test_legacy_sampler_names(data_dir, capsys) -> None:
+    argv = ["generate", "--prompt", "x", "--sampler", "k_euler_a", *SMALL]
+    assert main([*argv, "--data-dir", str(data_dir.root)]) == 0
+    assert (
+        "Sampler: Euler a, Schedule type: Automatic"
+        in read_image_metadata(written(capsys)[0]).infotext
+    )
+    argv = ["generate", "--prompt", "x", "--sampler", "DPM++ 2M Karras", *SMALL]
+    assert main([*argv, "--data-dir", str(data_dir.root)]) == 0
+    assert (
+        "Sampler: DPM++ 2M, Schedule type: Karras"
+        in read_image_metadata(written(capsys)[0]).infotext
+    )
