@@ -37,6 +37,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sdtui.cli.generate",
     "sdtui_plugins.builtin.model_families",
     "sdtui_plugins.builtin.schedules",
+    "sdtui_plugins.builtin.upscalers",
     "sdtui_plugins.builtin.samplers",
 )
 

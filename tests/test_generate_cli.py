@@ -73,3 +73,13 @@ def test_legacy_sampler_names(data_dir, capsys) -> None:
         "Sampler: DPM++ 2M, Schedule type: Karras"
         in read_image_metadata(written(capsys)[0]).infotext
     )
+
+
+def test_hires_flags(data_dir, capsys) -> None:
+    argv = ["generate", "--prompt", "x", "--enable-hires", "--hires-steps", "1", *SMALL]
+    assert main([*argv, "--data-dir", str(data_dir.root)]) == 0
+    (path,) = written(capsys)
+    assert Image.open(path).size == (128, 128)
+    bad = [*argv, "--hires-upscaler", "4x-Unknown", "--data-dir", str(data_dir.root)]
+    assert main(bad) == 2
+    assert "Upscaler '4x-Unknown' is not one of: Latent" in capsys.readouterr().err

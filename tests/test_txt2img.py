@@ -138,3 +138,39 @@ def test_every_sampler_runs_end_to_end(sampler: str) -> None:
 def test_other_families(family: str) -> None:
     (result,) = run(GenerationParams(prompt="a cat AND a dog:0.5", steps=2), family=family)
     assert result.image.size == (64, 64)
+
+
+@pytest.mark.parametrize("upscaler", ["Latent", "Latent (nearest-exact)", "Lanczos", "None"])
+def test_hires_fix_upscales_and_writes_its_keys(upscaler: str) -> None:
+    params = GenerationParams(
+        prompt="x",
+        enable_hires=True,
+        hires_upscaler=upscaler,
+        hires_steps=2,
+        denoising_strength=0.5,
+    )
+    (result,) = run(params, upscalers=host().upscalers)
+    assert result.image.size == (128, 128)
+    last = result.infotext.splitlines()[-1]
+    assert "Size: 64x64" in last and "Denoising strength: 0.5" in last
+    assert f"Hires upscale: 2, Hires steps: 2, Hires upscaler: {upscaler}" in last
+    assert params_from_infotext(result.infotext).values["enable_hires"] is True
+
+
+def test_hires_resize_to_another_aspect_crops() -> None:
+    params = GenerationParams(
+        prompt="x", enable_hires=True, hires_resize_width=128, hires_resize_height=96, hires_steps=1
+    )
+    (result,) = run(params)
+    assert result.image.size == (128, 96)
+    assert "Hires resize: 128x96" in result.infotext
+
+
+def test_hires_targets_follow_a1111() -> None:
+    from sdtui.engine.upscale import hires_target, img2img_steps
+
+    assert hires_target(512, 768, 1.5, 0, 0)[:2] == (768, 1152)
+    assert hires_target(512, 768, 2, 1024, 0)[:2] == (1024, 1536)
+    assert hires_target(512, 768, 2, 0, 1024)[:2] == (682, 1024)
+    assert hires_target(512, 512, 2, 1024, 768) == (1024, 1024, 0, 32)
+    assert img2img_steps(10, 0.5) == (20, 9) and img2img_steps(10, 1.0) == (10, 9)

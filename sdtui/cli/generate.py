@@ -115,8 +115,19 @@ class GenerateCommand:
         dirs.create()
         host = get_host()
         params = canonical_sampler(params_from_arguments(args), host, args.schedule is None)
+        from sdtui.engine.upscale import LATENT_MODES
+
         schedules = ["Automatic", *host.schedules.names()]
-        validate(params, {"sampler": host.samplers.names(), "schedule": schedules})
+        upscalers = [*LATENT_MODES, *host.upscalers.names()]
+        choices = {
+            "sampler": host.samplers.names(),
+            "schedule": schedules,
+            "hires_upscaler": upscalers,
+            "hires_schedule": schedules,
+        }
+        if params.hires_sampler:
+            choices["hires_sampler"] = host.samplers.names()
+        validate(params, choices)
         params = resolve(params)
         model = choose_checkpoint(dirs, args.model)
         runtime = Runtime.start(device=args.device, precision=args.precision, plugin_host=host)

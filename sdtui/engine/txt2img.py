@@ -7,7 +7,9 @@ a variation strength is set), per-image noise (`ImageRNG`, so an image never dep
 batch), the prompts' conditioning over the model calls prompt editing counts, classifier-free
 guidance, the sampler over A1111's sigmas, and the VAE. Interrupt and skip are checked after
 every step through the job context; the infotext of each image says what actually ran.
-Not here yet: hires fix, refiner, LoRA / embeddings, styles (applied before this call).
+With hires fix, each batch gets A1111's second pass (latent or pixel upscale, fresh noise
+from the same seeds, img2img over the last hires steps). Not here yet: the SDXL refiner
+switch, LoRA / embeddings; styles are applied before this call.
 """
 
 from __future__ import annotations
@@ -25,9 +27,17 @@ from sdtui.core.discrete import DiscreteSchedule
 from sdtui.core.noise import ImageRNG, image_seeds
 from sdtui.core.prompt_parser import strip_comments
 from sdtui.engine.conditioning import PromptEncoder, cond_at, emphasis_infotext, multicond_at
-from sdtui.engine.images import decode_latents, encode_images
+from sdtui.engine.images import decode_latents, encode_images, to_tensor
 from sdtui.engine.sampling import CFGDenoiser, plan_sigmas, second_order_calls
 from sdtui.engine.unet import UNetModel, sdxl_time_ids
+from sdtui.engine.upscale import (
+    LATENT_MODES,
+    hires_target,
+    img2img_steps,
+    resize_to,
+    truncate,
+    upscale_latents,
+)
 from sdtui.params.codec import RunFacts, infotext_from_params
 from sdtui.params.schema import GenerationParams
 
@@ -80,6 +90,7 @@ def txt2img(
     *,
     samplers: Any,
     schedules: Any,
+    upscalers: Any = None,
     context: Any = None,
     model_facts: ModelFacts = ModelFacts(),
     version: str | None = None,
@@ -92,10 +103,16 @@ def txt2img(
     params = dataclasses.replace(params, sampler=sampler.name)
     discrete = DiscreteSchedule.stable_diffusion()
     plan = plan_sigmas(
-        sampler, params.schedule, params.steps, discrete, schedules,
-        sigma_min=params.sigma_min or 0.0, sigma_max=params.sigma_max or 0.0,
-        rho=params.rho or 0.0, sdxl=model.family.is_sdxl,
-    )  # fmt: skip
+        sampler,
+        params.schedule,
+        params.steps,
+        discrete,
+        schedules,
+        sigma_min=params.sigma_min or 0.0,
+        sigma_max=params.sigma_max or 0.0,
+        rho=params.rho or 0.0,
+        sdxl=model.family.is_sdxl,
+    )
     encoder = PromptEncoder.from_model(
         model, emphasis=params.emphasis or "Original", clip_skip=params.clip_skip or 1
     )
@@ -104,12 +121,13 @@ def txt2img(
         params.seed, params.variation_seed, total, params.variation_strength
     )
     calls = second_order_calls(sampler, len(plan.sigmas) - 1)
+    run = _Run(model, params, encoder, samplers, schedules, upscalers, context)
     results: list[GeneratedImage] = []
     for batch in range(params.batch_count):
         span = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
-        latents = _sample_batch(
-            model, params, sampler, plan, encoder, calls, seeds[span], subseeds[span], context
-        )
+        latents = _first_pass(run, sampler, plan, calls, seeds[span], subseeds[span])
+        if params.enable_hires:
+            latents = _hires_pass(run, latents, seeds[span], subseeds[span])
         for offset, image in enumerate(decode_latents(model.vae, latents)):
             index = batch * params.batch_size + offset
             result = _describe(
@@ -122,48 +140,134 @@ def txt2img(
     return results
 
 
-def _sample_batch(
-    model: Any,
-    params: GenerationParams,
-    sampler: Any,
-    plan: Any,
-    encoder: PromptEncoder,
-    calls: int,
-    seeds: list[int],
-    subseeds: list[int],
-    context: Any,
-) -> torch.Tensor:
-    size = len(seeds)
-    prompts = [strip_comments(params.prompt)] * size
-    negatives = [strip_comments(params.negative_prompt)] * size
-    cond = encoder.multicond(prompts, calls)
-    uncond = encoder.schedule(negatives, calls, is_negative=True)
-    shape = (LATENT_CHANNELS, params.height // LATENT_FACTOR, params.width // LATENT_FACTOR)
-    rng = ImageRNG(
-        shape, seeds, subseeds=subseeds, subseed_strength=params.variation_strength,
+@dataclass
+class _Run:
+    """What every pass of one txt2img call shares."""
+
+    model: Any
+    params: GenerationParams
+    encoder: PromptEncoder
+    samplers: Any
+    schedules: Any
+    upscalers: Any
+    context: Any
+
+
+def _rng(run: _Run, seeds: list[int], subseeds: list[int], width: int, height: int) -> ImageRNG:
+    params = run.params
+    return ImageRNG(
+        (LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR),
+        seeds,
+        subseeds=subseeds,
+        subseed_strength=params.variation_strength,
         seed_resize_from=(params.seed_resize_from_width, params.seed_resize_from_height),
-        source=params.rng or "CPU", ensd=params.ensd or 0,
-    )  # fmt: skip
+        source=params.rng or "CPU",
+        ensd=params.ensd or 0,
+    )
+
+
+def _first_pass(
+    run: _Run, sampler: Any, plan: Any, calls: int, seeds: list[int], subseeds: list[int]
+) -> torch.Tensor:
+    params = run.params
+    cond = run.encoder.multicond([strip_comments(params.prompt)] * len(seeds), calls)
+    uncond = run.encoder.schedule(
+        [strip_comments(params.negative_prompt)] * len(seeds), calls, is_negative=True
+    )
+    rng = _rng(run, seeds, subseeds, params.width, params.height)
     x = rng.first().float() * plan.noise_scale
+    return _denoise(
+        run, sampler, plan.sigmas, x, (cond, uncond), (params.width, params.height), seeds, rng
+    )
+
+
+def _hires_pass(
+    run: _Run, latents: torch.Tensor, seeds: list[int], subseeds: list[int]
+) -> torch.Tensor:
+    """A1111's second pass: upscale (latent or pixels), fresh noise at the new size from the
+    same seeds, and img2img over the last `hires steps` of a steps / strength schedule."""
+    params, model = run.params, run.model
+    target = hires_target(
+        params.width,
+        params.height,
+        params.hires_scale,
+        params.hires_resize_width,
+        params.hires_resize_height,
+    )
+    if params.hires_upscaler in LATENT_MODES:
+        latents = upscale_latents(latents, params.hires_upscaler, target.height, target.width)
+    else:
+        if run.upscalers is None:
+            raise ValueError(f"hires upscaler {params.hires_upscaler!r} needs the upscalers")
+        upscaler = run.upscalers.get(params.hires_upscaler)
+        images = [
+            resize_to(image, target.width, target.height, upscaler)
+            for image in decode_latents(model.vae, latents)
+        ]
+        latents = encode_images(model.vae, torch.stack([to_tensor(i) for i in images])).float()
+    latents = truncate(latents, target)
+    height, width = latents.shape[2] * LATENT_FACTOR, latents.shape[3] * LATENT_FACTOR
+    sampler = run.samplers.get(params.hires_sampler or params.sampler)
+    steps = params.hires_steps or params.steps
+    total, t_enc = img2img_steps(steps, params.denoising_strength)
+    plan = plan_sigmas(
+        sampler,
+        params.hires_schedule or params.schedule,
+        total,
+        DiscreteSchedule.stable_diffusion(),
+        run.schedules,
+        sigma_min=params.sigma_min or 0.0,
+        sigma_max=params.sigma_max or 0.0,
+        rho=params.rho or 0.0,
+        sdxl=model.family.is_sdxl,
+    )
+    if getattr(sampler, "timestep_sampler", False):
+        sigmas = plan.sigmas[-(t_enc + 1) :]
+    else:
+        sigmas = plan.sigmas[total - t_enc - 1 :]
+    calls = second_order_calls(sampler, steps)
+    prompt = strip_comments(params.hires_prompt or params.prompt)
+    negative = strip_comments(params.hires_negative_prompt or params.negative_prompt)
+    cond = run.encoder.multicond([prompt] * len(seeds), params.steps, hires_steps=calls)
+    uncond = run.encoder.schedule(
+        [negative] * len(seeds), params.steps, hires_steps=calls, is_negative=True
+    )
+    rng = _rng(run, seeds, subseeds, width, height)
+    x = latents + rng.first().float() * sigmas[0]
+    return _denoise(run, sampler, sigmas, x, (cond, uncond), (width, height), seeds, rng)
+
+
+def _denoise(
+    run: _Run,
+    sampler: Any,
+    sigmas: torch.Tensor,
+    x: torch.Tensor,
+    conditioning: tuple[Any, Any],
+    size: tuple[int, int],
+    seeds: list[int],
+    rng: ImageRNG,
+) -> torch.Tensor:
+    model, params, context = run.model, run.params, run.context
+    cond, uncond = conditioning
+    width, height = size
     image_conditioning = None
     if model.family.inpainting:
-        image_conditioning = _inpainting_conditioning(model, size, params.height, params.width)
+        image_conditioning = _inpainting_conditioning(model, len(seeds), height, width)
 
     def extra_inputs(images: torch.Tensor, is_uncond: torch.Tensor) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
         if model.family.is_sdxl:
             refiner = model.family.architecture == "sdxl-refiner"
-            inputs["time_ids"] = sdxl_time_ids(
-                params.width, params.height, is_uncond, refiner=refiner
-            )
+            inputs["time_ids"] = sdxl_time_ids(width, height, is_uncond, refiner=refiner)
         if image_conditioning is not None:
             inputs["image_conditioning"] = image_conditioning[images]
         return inputs
 
     denoiser = DiscreteDenoiser(
-        UNetModel(model.unet), DiscreteSchedule.stable_diffusion(),
+        UNetModel(model.unet),
+        DiscreteSchedule.stable_diffusion(),
         model.family.prediction_type or "epsilon",
-    )  # fmt: skip
+    )
     cfg = CFGDenoiser(
         denoiser,
         lambda step: (*multicond_at(cond, step), cond_at(uncond, step)),
@@ -180,7 +284,7 @@ def _sample_batch(
     if not getattr(sampler, "brownian_noise", False):
         options["noise_sampler"] = rng.noise_sampler
     with torch.no_grad():
-        return sampler.sample(cfg, x, plan.sigmas, callback=callback, **options)
+        return sampler.sample(cfg, x, sigmas, callback=callback, **options)
 
 
 def _describe(
@@ -197,8 +301,10 @@ def _describe(
     stochastic = bool(getattr(sampler, "stochastic", False))
     ddim_family = getattr(sampler, "default_eta", None) == 0
     eta = params.eta_ddim if ddim_family else params.eta
-    extra = {**plan.extra, **emphasis_infotext([params.prompt, params.negative_prompt],
-                                               params.emphasis or "Original")}  # fmt: skip
+    extra = {
+        **plan.extra,
+        **emphasis_infotext([params.prompt, params.negative_prompt], params.emphasis or "Original"),
+    }
     run = RunFacts(
         seed=seed,
         variation_seed=subseed,

@@ -1,0 +1,77 @@
+"""Upscaling for hires fix: A1111's six latent modes, pixel upscalers, and target sizes."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from PIL import Image
+
+# A1111's latent_upscale_modes: name -> (torch interpolate mode, antialias)
+LATENT_MODES: dict[str, tuple[str, bool]] = {
+    "Latent": ("bilinear", False),
+    "Latent (antialiased)": ("bilinear", True),
+    "Latent (bicubic)": ("bicubic", False),
+    "Latent (bicubic antialiased)": ("bicubic", True),
+    "Latent (nearest)": ("nearest", False),
+    "Latent (nearest-exact)": ("nearest-exact", False),
+}
+
+
+def upscale_latents(latents: torch.Tensor, mode: str, height: int, width: int) -> torch.Tensor:
+    """Resize latents to (height // 8, width // 8) with one of A1111's latent modes."""
+    interpolation, antialias = LATENT_MODES[mode]
+    size = (height // 8, width // 8)
+    return torch.nn.functional.interpolate(
+        latents.float(), size=size, mode=interpolation, antialias=antialias
+    ).to(latents.dtype)
+
+
+def resize_to(image: Image.Image, width: int, height: int, upscaler: Any | None) -> Image.Image:
+    """A1111's "Just resize" with an upscaler: upscale by the larger factor when enlarging,
+    then Lanczos to the exact size ("None" or no upscaler: Lanczos only)."""
+    if upscaler is not None and getattr(upscaler, "name", "None") != "None":
+        scale = max(width / image.width, height / image.height)
+        if scale > 1.0:
+            image = upscaler.upscale(image, scale)
+    if image.size != (width, height):
+        image = image.resize((width, height), resample=Image.Resampling.LANCZOS)
+    return image
+
+
+class HiresTarget(NamedTuple):
+    width: int  # the size the second pass upscales to
+    height: int
+    truncate_x: int  # latent columns / rows cut after upscaling (resize to another aspect)
+    truncate_y: int
+
+
+def hires_target(
+    width: int, height: int, scale: float, resize_width: int, resize_height: int
+) -> HiresTarget:
+    """A1111's calculate_target_resolution: "Upscale by" unless a resize size is given; a
+    resize to another aspect ratio upscales to cover it and crops the latents."""
+    if resize_width == 0 and resize_height == 0:
+        return HiresTarget(int(width * scale), int(height * scale), 0, 0)
+    if resize_height == 0:
+        return HiresTarget(resize_width, resize_width * height // width, 0, 0)
+    if resize_width == 0:
+        return HiresTarget(resize_height * width // height, resize_height, 0, 0)
+    if width / height < resize_width / resize_height:
+        to_x, to_y = resize_width, resize_width * height // width
+    else:
+        to_x, to_y = resize_height * width // height, resize_height
+    return HiresTarget(to_x, to_y, (to_x - resize_width) // 8, (to_y - resize_height) // 8)
+
+
+def truncate(latents: torch.Tensor, target: HiresTarget) -> torch.Tensor:
+    tx, ty = target.truncate_x, target.truncate_y
+    height, width = latents.shape[2], latents.shape[3]
+    return latents[:, :, ty // 2 : height - (ty + 1) // 2, tx // 2 : width - (tx + 1) // 2]
+
+
+def img2img_steps(steps: int, denoising_strength: float) -> tuple[int, int]:
+    """A1111's setup_img2img_steps for a pass with explicit steps (hires fix): build a
+    schedule of steps / strength and run its last `steps` (returns total, t_enc)."""
+    total = int(steps / min(denoising_strength, 0.999)) if denoising_strength > 0 else 0
+    return total, steps - 1
