@@ -99,6 +99,17 @@ def txt2img(
     """Generate `batch_count x batch_size` images with a loaded model (seeds resolved)."""
     if params.seed < 0 or params.variation_seed < 0:
         raise ValueError("txt2img needs resolved seeds (sdtui.params.validate.resolve)")
+    unsupported = [
+        label
+        for label, value in (
+            ("a hires checkpoint", params.hires_checkpoint),
+            ("the SDXL refiner", params.refiner_checkpoint),
+            ("tiling", params.tiling),
+        )
+        if value
+    ]
+    if unsupported:
+        raise ValueError(f"not supported yet: {', '.join(unsupported)}")
     sampler = samplers.get(params.sampler)
     params = dataclasses.replace(params, sampler=sampler.name)
     discrete = DiscreteSchedule.stable_diffusion()

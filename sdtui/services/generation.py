@@ -52,6 +52,18 @@ def choose_checkpoint(dirs: DataDirs, query: str | None) -> ModelChoice:
     return ModelChoice(info.path, info.model_name, info)
 
 
+def apply_styles(params: GenerationParams, dirs: DataDirs) -> GenerationParams:
+    """Fold the chosen styles from styles.csv into the prompts (what the infotext shows)."""
+    if not params.styles:
+        return params
+    from sdtui.services.styles import StyleLibrary
+
+    prompt, negative = StyleLibrary.load(dirs.styles).apply(
+        params.styles, params.prompt, params.negative_prompt
+    )
+    return dataclasses.replace(params, prompt=prompt, negative_prompt=negative, styles=())
+
+
 @dataclass
 class SavedImage:
     path: Path
@@ -77,6 +89,7 @@ class Txt2ImgJob:
         from sdtui.engine.txt2img import txt2img
         from sdtui.models.loader import load_checkpoint
 
+        self.params = apply_styles(self.params, self.dirs)
         vae_path = resolve_vae(self.model.path, self.params.vae or "Automatic", self.dirs)
         context.progress(0, self.params.steps, text=f"loading {self.model.name}")
         loaded = self.runtime.models.get(
