@@ -94,3 +94,33 @@ def test_styles_fold_into_the_prompt_and_unsupported_options_refuse(data_dir, ca
     refused = ["generate", "--prompt", "x", "--refiner-checkpoint", "r", *SMALL]
     assert main([*refused, "--data-dir", str(data_dir.root)]) in (1, 2)
     assert "not supported yet: the SDXL refiner" in capsys.readouterr().err
+
+
+def test_an_independent_reader_agrees(data_dir, capsys) -> None:
+    from sd_parsers import ParserManager
+
+    argv = [
+        "generate",
+        "--prompt",
+        "a red fox, (snow:1.2)",
+        "--negative-prompt",
+        "dog",
+        "--seed",
+        "77",
+        "--cfg-scale",
+        "6.5",
+        *SMALL,
+    ]
+    assert main([*argv, "--data-dir", str(data_dir.root)]) == 0
+    info = ParserManager().parse(written(capsys)[0])
+    assert info.generator.name == "AUTOMATIC1111"
+    (sampler,) = info.samplers
+    assert sampler.name == "DPM++ 2M" and sampler.model.name == "tiny"
+    assert sampler.parameters == {
+        "scheduler": "Karras",
+        "cfg_scale": "6.5",
+        "seed": "77",
+        "steps": "2",
+    }
+    assert [p.value for p in info.prompts] == ["a red fox, (snow:1.2)"]
+    assert [p.value for p in info.negative_prompts] == ["dog"]
