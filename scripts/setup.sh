@@ -16,9 +16,12 @@ extras="${1:-}"
 constraints="$root/requirements/constraints.txt"
 
 stamp="$venv/.sdtui-setup"
-wanted="$(cat "$root/pyproject.toml" "$root/setup.py" "$constraints" | sha256sum | cut -c1-16) $extras"
-if [ -f "$stamp" ] && grep -qxF -- "$wanted" "$stamp" && [ -x "$venv/bin/sdtui" ]; then
-  exit 0
+inputs="$(cat "$root/pyproject.toml" "$root/setup.py" "$constraints" | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ] && [ -x "$venv/bin/sdtui" ]; then
+  # an install with the test tools also serves the plain app
+  if grep -qxF -- "$inputs $extras" "$stamp" || { [ -z "$extras" ] && grep -qxF -- "$inputs dev" "$stamp"; }; then
+    exit 0
+  fi
 fi
 
 python="${SDTUI_PYTHON:-}"
@@ -36,7 +39,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "creating the virtual environment in $venv"
   "$python" -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip install --disable-pip-version-check -c "$constraints")
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c "$constraints")
 
 # torch and torchvision first, as the matched pair the lock file names, and the build tools
 # (the editable install builds without isolation so its tools come from the lock file too).
@@ -44,4 +47,4 @@ pip=("$venv/bin/python" -m pip install --disable-pip-version-check -c "$constrai
 if [ "$extras" = "dev" ]; then target=".[dev]"; else target="."; fi
 (cd "$root" && "${pip[@]}" --no-build-isolation -e "$target")
 
-echo "$wanted" > "$stamp"
+echo "$inputs $extras" > "$stamp"

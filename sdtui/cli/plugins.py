@@ -45,8 +45,8 @@ def render_table(host: PluginHost, include_builtin: bool) -> str:
     rows = _rows(host, include_builtin)
     lines = []
     if rows:
-        width = max(len(row["name"]) for row in rows)
-        version_width = max(len(row["version"]) for row in rows)
+        width = max(len("NAME"), *(len(row["name"]) for row in rows))
+        version_width = max(len("VERSION"), *(len(row["version"]) for row in rows))
         lines.append(f"{'NAME':<{width}}  {'VERSION':<{version_width}}  HOOKS")
         for row in rows:
             hooks = ", ".join(row["hooks"]) or "-"

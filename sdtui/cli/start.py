@@ -17,7 +17,7 @@ from sdtui.plugins import get_host
 MISSING = (
     "the terminal UI (txt2img, img2img, Extras, PNG Info, ... screens) is not built yet;"
     " `sdtui generate --prompt ...` makes images from the command line",
-    "hires fix, the SDXL refiner, LoRA and embeddings are not wired into generation yet",
+    "the SDXL refiner, LoRA and textual-inversion embeddings are not wired into generation yet",
     "no embedded default model yet: bring your own checkpoint",
 )
 
