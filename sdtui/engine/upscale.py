@@ -7,15 +7,7 @@ from typing import Any, NamedTuple
 import torch
 from PIL import Image
 
-# A1111's latent_upscale_modes: name -> (torch interpolate mode, antialias)
-LATENT_MODES: dict[str, tuple[str, bool]] = {
-    "Latent": ("bilinear", False),
-    "Latent (antialiased)": ("bilinear", True),
-    "Latent (bicubic)": ("bicubic", False),
-    "Latent (bicubic antialiased)": ("bicubic", True),
-    "Latent (nearest)": ("nearest", False),
-    "Latent (nearest-exact)": ("nearest-exact", False),
-}
+from sdtui.params.latent_modes import LATENT_MODES
 
 
 def upscale_latents(latents: torch.Tensor, mode: str, height: int, width: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sdtui.runtime.job_events import Preview, Progress
+from sdtui.runtime.job_events import Preview, Progress, ResultAdded
 
 if TYPE_CHECKING:
     from sdtui.runtime.jobs import JobHandle, JobQueue
@@ -92,6 +92,7 @@ class JobContext:
     def add_result(self, item: Any) -> None:
         """Keep a finished item (an image): it survives a later interrupt or failure."""
         self._handle._results.append(item)
+        self._queue._emit(ResultAdded(self.job_id, item))
 
     @property
     def results(self) -> tuple[Any, ...]:

@@ -1,8 +1,8 @@
 """The events a job produces, as the UI receives them. Small, frozen, torch-free.
 
 Every event carries ``job_id``. A job's events come in this order: `Queued`, then either
-`Cancelled` (removed before it ran) or `Started`, any number of `Progress`/`Preview`, and
-exactly one of `Finished`, `Failed`, `Interrupted`.
+`Cancelled` (removed before it ran) or `Started`, any number of `Progress`, `Preview` and
+`ResultAdded`, and exactly one of `Finished`, `Failed`, `Interrupted`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,13 @@ class Progress(JobEvent):
 @dataclass(frozen=True)
 class Preview(JobEvent):
     image: Any
+
+
+@dataclass(frozen=True)
+class ResultAdded(JobEvent):
+    """An item (an image) the job finished and kept; it will also be in the final event."""
+
+    item: Any
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from sdtui.runtime.job_events import (
     Preview,
     Progress,
     Queued,
+    ResultAdded,
     Started,
     coalesce,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "Preview",
     "Progress",
     "Queued",
+    "ResultAdded",
     "Started",
     "is_out_of_memory",
 ]

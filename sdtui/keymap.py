@@ -1,0 +1,145 @@
+"""Every key binding of the app, with an id, in one table; users remap them by id.
+
+`<data-dir>/sdtui/keymap.yaml` maps binding ids to keys (posting's keymap pattern):
+
+    txt2img.generate: f5,ctrl+g
+    app.help: f1
+
+Keys are Textual key names, several separated by commas. Generate has keys that every
+terminal sends (F5, Ctrl+G); Ctrl+Enter only works where the terminal reports it. Keys that
+the text fields use themselves (TextArea's F6/F7, Ctrl+X/C/V/W/U/K/Z/Y/A/E/D) are avoided
+for screen actions, so they work while typing; `tests/test_keymap.py` checks for clashes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    id: str
+    keys: str
+    action: str
+    description: str
+    show: bool = True
+    priority: bool = False
+
+
+APP_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("app.help", "f1,question_mark", "help", "Help"),
+    KeySpec("app.quit", "ctrl+q", "quit", "Quit", show=False, priority=True),
+    KeySpec("app.tab.txt2img", "alt+1", "switch_tab('txt2img')", "txt2img", show=False),
+    KeySpec("app.tab.img2img", "alt+2", "switch_tab('img2img')", "img2img", show=False),
+    KeySpec("app.tab.extras", "alt+3", "switch_tab('extras')", "Extras", show=False),
+    KeySpec("app.tab.pnginfo", "alt+4", "switch_tab('pnginfo')", "PNG Info", show=False),
+    KeySpec("app.tab.merger", "alt+5", "switch_tab('merger')", "Merger", show=False),
+    KeySpec("app.tab.train", "alt+6", "switch_tab('train')", "Train", show=False),
+    KeySpec("app.tab.settings", "alt+7", "switch_tab('settings')", "Settings", show=False),
+)
+
+TXT2IMG_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("txt2img.generate", "f5,ctrl+g,ctrl+enter", "generate", "Generate"),
+    KeySpec("txt2img.interrupt", "escape,f4", "interrupt", "Interrupt"),
+    KeySpec("txt2img.skip", "f3", "skip", "Skip"),
+    KeySpec("txt2img.forever", "f2", "toggle_forever", "Forever"),
+    KeySpec("txt2img.random_seed", "ctrl+r", "random_seed", "Random seed"),
+    KeySpec("txt2img.reuse_seed", "ctrl+l", "reuse_seed", "Last seed"),
+    KeySpec("txt2img.swap_size", "ctrl+s", "swap_size", "Swap W/H", show=False),
+    KeySpec("txt2img.read_params", "alt+v", "read_params", "Read params", show=False),
+    KeySpec("txt2img.copy_infotext", "alt+c", "copy_infotext", "Copy infotext", show=False),
+    KeySpec("txt2img.open_folder", "alt+o", "open_folder", "Folder", show=False),
+    KeySpec("txt2img.next_image", "alt+right", "select_image(1)", "Next image", show=False),
+    KeySpec("txt2img.previous_image", "alt+left", "select_image(-1)", "Prev image", show=False),
+)
+
+PROMPT_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("prompt.weight_up", "ctrl+up", "weight(1)", "Weight +", show=False),
+    KeySpec("prompt.weight_down", "ctrl+down", "weight(-1)", "Weight -", show=False),
+)
+
+PNGINFO_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("pnginfo.send_txt2img", "alt+t", "send_to('txt2img')", "→ txt2img"),
+    KeySpec("pnginfo.send_img2img", "alt+i", "send_to('img2img')", "→ img2img", show=False),
+    KeySpec("pnginfo.send_inpaint", "alt+n", "send_to('inpaint')", "→ inpaint", show=False),
+    KeySpec("pnginfo.send_extras", "alt+e", "send_to('extras')", "→ extras", show=False),
+    KeySpec("pnginfo.copy_infotext", "alt+c", "copy_infotext", "Copy infotext"),
+    KeySpec("pnginfo.open_path", "ctrl+o", "open_path", "Path"),
+    KeySpec("pnginfo.refresh", "ctrl+r", "refresh", "Refresh", show=False),
+)
+
+SETTINGS_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("settings.apply", "ctrl+s", "apply", "Apply"),
+    KeySpec("settings.reload", "ctrl+r", "reload", "Reload"),
+    KeySpec("settings.section_defaults", "alt+d", "section_defaults", "Section defaults"),
+    KeySpec("settings.filter", "ctrl+f", "focus_filter", "Filter"),
+)
+
+ALL_KEYS = APP_KEYS + TXT2IMG_KEYS + PROMPT_KEYS + PNGINFO_KEYS + SETTINGS_KEYS
+KEYMAP_FILE = "keymap.yaml"
+
+
+def bindings(specs: tuple[KeySpec, ...]) -> list[Binding]:
+    return [
+        Binding(
+            spec.keys,
+            spec.action,
+            spec.description,
+            show=spec.show,
+            priority=spec.priority,
+            id=spec.id,
+        )
+        for spec in specs
+    ]
+
+
+def split_keys(keys: str) -> list[str]:
+    return [key.strip() for key in keys.split(",") if key.strip()]
+
+
+class KeymapError(ValueError):
+    pass
+
+
+def load_keymap(path: Path) -> dict[str, str]:
+    """The user's remappings (id -> keys). A missing file is no remapping; a file that does
+    not parse or names unknown ids raises KeymapError with what is wrong."""
+    import yaml
+
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise KeymapError(f"{path}: not a readable YAML mapping: {error}") from error
+    if not isinstance(data, dict):
+        raise KeymapError(f"{path}: expected `binding.id: keys` lines")
+    known = {spec.id for spec in ALL_KEYS}
+    unknown = sorted(str(key) for key in data if key not in known)
+    if unknown:
+        raise KeymapError(
+            f"{path}: unknown binding ids {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return {str(key): str(value) for key, value in data.items()}
+
+
+def clashes(keymap: dict[str, str] | None = None) -> list[str]:
+    """Keys bound twice where both bindings are active at once (app + one screen)."""
+    effective = {spec.id: (keymap or {}).get(spec.id, spec.keys) for spec in ALL_KEYS}
+    problems = []
+    for group in (
+        APP_KEYS + TXT2IMG_KEYS,
+        PROMPT_KEYS + TXT2IMG_KEYS + APP_KEYS,
+        APP_KEYS + PNGINFO_KEYS,
+        APP_KEYS + SETTINGS_KEYS,
+    ):
+        seen: dict[str, str] = {}
+        for spec in group:
+            for key in split_keys(effective[spec.id]):
+                other = seen.setdefault(key, spec.id)
+                if other != spec.id:
+                    problems.append(f"{key}: {other} and {spec.id}")
+    return sorted(set(problems))

@@ -1,0 +1,1 @@
+"""Textual widgets of sdtui (no torch imports: the first frame paints before torch loads)."""
