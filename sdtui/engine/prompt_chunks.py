@@ -23,7 +23,7 @@ Rules (A1111 `sd_hijack_clip.tokenize_line`):
 
 Textual inversion: an `EmbeddingLookup` may claim a token sequence at a position; its
 vectors then take `vectors` slots (token id 0, the run's weight) and the chunk records a
-`ChunkFix` the encoder applies to the token embeddings. The lookup itself is a later task.
+`ChunkFix` the encoder applies to the token embeddings (`sdtui.models.embedding_db`).
 """
 
 from __future__ import annotations
@@ -212,11 +212,13 @@ def prompt_token_count(
     emphasis: str = "Original",
     comma_backtrack: int = DEFAULT_COMMA_BACKTRACK,
     comments: bool = True,
+    embeddings: EmbeddingLookup | None = None,
 ) -> tuple[int, int]:
     """(N, target) for the "N/75" counter, as A1111's `update_token_counter`.
 
     Comments and extra-network tags (`<lora:x:1>`) are removed; the positive prompt is
     split at AND; every text of the step schedule is tokenized; the longest one counts.
+    An embedding counts its vectors (with `embeddings`, the model's set).
     """
     text = strip_comments(prompt) if comments else prompt
     text = EXTRA_NETWORK.sub("", text)
@@ -225,7 +227,11 @@ def prompt_token_count(
     count = 0
     for line in dict.fromkeys(texts):
         tokenized = tokenize_line(
-            line, tokenizer, emphasis=emphasis, comma_backtrack=comma_backtrack
+            line,
+            tokenizer,
+            emphasis=emphasis,
+            comma_backtrack=comma_backtrack,
+            embeddings=embeddings,
         )
         count = max(count, tokenized.token_count)
     return count, target_token_count(count)

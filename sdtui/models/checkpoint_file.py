@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,13 +315,15 @@ def _is_zip(path: Path) -> bool:
         return f.read(4) == b"PK\x03\x04"
 
 
-def _torch_load(path: Path, device: str, expected: str | None) -> Any:
+def _torch_load(
+    path: Path, device: str, expected: str | None, extra_globals: Sequence[Any] = ()
+) -> Any:
     """torch.load with weights_only and our allowlist; mmap for zip-format files."""
     mmap = _is_zip(path)
     try:
         # The allowlist context is process-wide in torch: one restricted load at a time, so a
         # finishing load never removes the allowlist from under another thread's load.
-        with _LOAD_LOCK, torch.serialization.safe_globals(_safe_globals()):
+        with _LOAD_LOCK, torch.serialization.safe_globals([*_safe_globals(), *extra_globals]):
             return torch.load(
                 os.fspath(path), map_location=device, weights_only=True, mmap=mmap or None
             )
@@ -405,3 +408,18 @@ def load_state_dict(
         return _load_safetensors(path, device, dtype, expected), dict(header.metadata)
     tensors, metadata = _split_pickled(path, _torch_load(path, "cpu", expected), expected)
     return {name: _convert(t, device, dtype) for name, t in tensors.items()}, metadata
+
+
+def load_pickle(
+    path: str | os.PathLike[str],
+    *,
+    expected: str | None = None,
+    extra_globals: Sequence[Any] = (),
+) -> Any:
+    """The object a pickled file (.pt, .bin, .ckpt, .pth) holds, as restricted unpickling
+    rebuilds it: tensors and plain data only, never code from the file. `extra_globals`
+    widens the allowlist (torch's `safe_globals` entries: harmless stand-in classes)."""
+    path = Path(path)
+    if _check_path(path, expected) != "pickle":
+        raise CheckpointError(path, "not a pickled file", expected)
+    return _torch_load(path, "cpu", expected, extra_globals)
