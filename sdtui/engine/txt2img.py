@@ -8,14 +8,17 @@ batch), the prompts' conditioning over the model calls prompt editing counts, cl
 guidance, the sampler over A1111's sigmas, and the VAE. Interrupt and skip are checked after
 every step through the job context; the infotext of each image says what actually ran.
 With hires fix, each batch gets A1111's second pass (latent or pixel upscale, fresh noise
-from the same seeds, img2img over the last hires steps). Not here yet: the SDXL refiner
-switch, LoRA / embeddings; styles are applied before this call.
+from the same seeds, img2img over the last hires steps). LoRA networks named by the
+prompt's `<lora:...>` tags (the hires prompt's for the hires pass) patch the weights for
+the run and are removed after it. Not here yet: the SDXL refiner switch; styles are
+applied before this call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +27,13 @@ from PIL import Image
 
 from sdtui.core.denoisers import DiscreteDenoiser
 from sdtui.core.discrete import DiscreteSchedule
+from sdtui.core.extra_networks import strip_extra_networks
 from sdtui.core.noise import ImageRNG, image_seeds
 from sdtui.core.prompt_parser import strip_comments
 from sdtui.engine.conditioning import PromptEncoder, cond_at, emphasis_infotext, multicond_at
 from sdtui.engine.images import decode_latents, encode_images, to_tensor
+from sdtui.engine.networks import lora_hashes_extra, pass_networks
+from sdtui.engine.preview import latent_preview, preview_map
 from sdtui.engine.sampling import CFGDenoiser, plan_sigmas, second_order_calls
 from sdtui.engine.unet import UNetModel, sdxl_time_ids
 from sdtui.engine.upscale import (
@@ -38,6 +44,8 @@ from sdtui.engine.upscale import (
     truncate,
     upscale_latents,
 )
+from sdtui.models.embedding_db import EmbeddingSet
+from sdtui.models.networks import LoraNetwork, network_patch
 from sdtui.params.codec import RunFacts, infotext_from_params
 from sdtui.params.schema import GenerationParams
 
@@ -95,8 +103,15 @@ def txt2img(
     model_facts: ModelFacts = ModelFacts(),
     version: str | None = None,
     on_image: Callable[[GeneratedImage], None] | None = None,
+    embeddings: EmbeddingSet | None = None,
+    networks: Mapping[str, LoraNetwork] | None = None,
+    preview_every: int = 0,
 ) -> list[GeneratedImage]:
-    """Generate `batch_count x batch_size` images with a loaded model (seeds resolved)."""
+    """Generate `batch_count x batch_size` images with a loaded model (seeds resolved).
+    `embeddings`: the textual-inversion embeddings prompts may name (`TI hashes` in the
+    infotext lists those used). `networks`: the LoRA networks the prompts' `<lora:...>` tags
+    name, applied around each pass and removed afterwards (`Lora hashes` in the infotext).
+    `preview_every`: send the context a cheap preview image every that many steps (0: none)."""
     if params.seed < 0 or params.variation_seed < 0:
         raise ValueError("txt2img needs resolved seeds (sdtui.params.validate.resolve)")
     unsupported = [
@@ -124,31 +139,58 @@ def txt2img(
         rho=params.rho or 0.0,
         sdxl=model.family.is_sdxl,
     )
+    used_embeddings = embeddings.tracked() if embeddings is not None else None
     encoder = PromptEncoder.from_model(
-        model, emphasis=params.emphasis or "Original", clip_skip=params.clip_skip or 1
+        model,
+        emphasis=params.emphasis or "Original",
+        clip_skip=params.clip_skip or 1,
+        embeddings=used_embeddings,
     )
     total = params.batch_count * params.batch_size
     seeds, subseeds = image_seeds(
         params.seed, params.variation_seed, total, params.variation_strength
     )
     calls = second_order_calls(sampler, len(plan.sigmas) - 1)
-    run = _Run(model, params, encoder, samplers, schedules, upscalers, context)
+    run = _Run(model, params, encoder, samplers, schedules, upscalers, context, preview_every)
     results: list[GeneratedImage] = []
-    for batch in range(params.batch_count):
-        span = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
-        latents = _first_pass(run, sampler, plan, calls, seeds[span], subseeds[span])
-        if params.enable_hires:
-            latents = _hires_pass(run, latents, seeds[span], subseeds[span])
-        for offset, image in enumerate(decode_latents(model.vae, latents)):
-            index = batch * params.batch_size + offset
-            result = _describe(
-                image, params, sampler, plan, seeds[index], subseeds[index], model_facts, version
-            )
-            result.index = index
-            results.append(result)
-            if on_image is not None:
-                on_image(result)
+    first_networks, hires_networks = pass_networks(params, networks)
+    images = None
+    patch = network_patch(model)
+    try:
+        for batch in range(params.batch_count):
+            with _skippable(context):  # Skip abandons this batch; the next one runs
+                span = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
+                patch.apply(first_networks)
+                latents = _first_pass(run, sampler, plan, calls, seeds[span], subseeds[span])
+                if params.enable_hires:
+                    patch.apply(hires_networks)
+                    latents = _hires_pass(run, latents, seeds[span], subseeds[span])
+                images = decode_latents(model.vae, latents)
+            if images is None:
+                continue
+            for offset, image in enumerate(images):
+                index = batch * params.batch_size + offset
+                extra = lora_hashes_extra(first_networks, hires_networks)
+                if used_embeddings is not None:
+                    extra.update(used_embeddings.infotext())
+                seed, subseed = seeds[index], subseeds[index]
+                result = _describe(
+                    image, params, sampler, plan, seed, subseed, model_facts, version, extra=extra
+                )
+                result.index = index
+                results.append(result)
+                if on_image is not None:
+                    on_image(result)
+            images = None
+    finally:
+        patch.remove()  # the cached model's weights as loaded, even after an error
     return results
+
+
+def _skippable(context: Any) -> Any:
+    """The job context's skip guard (ends the block quietly on Skip), if it has one."""
+    skippable = getattr(context, "skippable", None)
+    return skippable() if skippable is not None else contextlib.nullcontext()
 
 
 @dataclass
@@ -162,6 +204,7 @@ class _Run:
     schedules: Any
     upscalers: Any
     context: Any
+    preview_every: int = 0
 
 
 def _rng(run: _Run, seeds: list[int], subseeds: list[int], width: int, height: int) -> ImageRNG:
@@ -181,7 +224,7 @@ def _first_pass(
     run: _Run, sampler: Any, plan: Any, calls: int, seeds: list[int], subseeds: list[int]
 ) -> torch.Tensor:
     params = run.params
-    cond = run.encoder.multicond([strip_comments(params.prompt)] * len(seeds), calls)
+    cond = run.encoder.multicond([strip_extra_networks(params.prompt)] * len(seeds), calls)
     uncond = run.encoder.schedule(
         [strip_comments(params.negative_prompt)] * len(seeds), calls, is_negative=True
     )
@@ -237,7 +280,7 @@ def _hires_pass(
     else:
         sigmas = plan.sigmas[total - t_enc - 1 :]
     calls = second_order_calls(sampler, steps)
-    prompt = strip_comments(params.hires_prompt or params.prompt)
+    prompt = strip_extra_networks(params.hires_prompt or params.prompt)
     negative = strip_comments(params.hires_negative_prompt or params.negative_prompt)
     cond = run.encoder.multicond([prompt] * len(seeds), params.steps, hires_steps=calls)
     uncond = run.encoder.schedule(
@@ -290,6 +333,9 @@ def _denoise(
         if context is not None:
             context.check()
             context.progress(info.step + 1, info.total)
+            every = run.preview_every
+            if every > 0 and (info.step + 1) % every == 0 and info.step + 1 < info.total:
+                context.preview(latent_preview(info.denoised, preview_map(model)))
 
     options = _sampler_options(sampler, params, seeds)
     if not getattr(sampler, "brownian_noise", False):
@@ -307,6 +353,8 @@ def _describe(
     subseed: int,
     facts: ModelFacts,
     version: str | None,
+    *,
+    extra: Mapping[str, Any] | None = None,
 ) -> GeneratedImage:
     image_params = dataclasses.replace(params, seed=seed, variation_seed=subseed)
     stochastic = bool(getattr(sampler, "stochastic", False))
@@ -315,6 +363,7 @@ def _describe(
     extra = {
         **plan.extra,
         **emphasis_infotext([params.prompt, params.negative_prompt], params.emphasis or "Original"),
+        **(extra or {}),
     }
     run = RunFacts(
         seed=seed,

@@ -64,11 +64,43 @@ def apply_styles(params: GenerationParams, dirs: DataDirs) -> GenerationParams:
     return dataclasses.replace(params, prompt=prompt, negative_prompt=negative, styles=())
 
 
+def load_model(runtime: Any, plugin_host: Any, model: ModelChoice, vae_path: Path | None) -> Any:
+    """The loaded checkpoint (with that VAE) from the runtime's model cache, loading it on a
+    miss. Call on the runtime's worker."""
+    from sdtui.models.loader import load_checkpoint
+
+    return runtime.models.get(
+        f"{model.path}|{vae_path}",
+        lambda: load_checkpoint(
+            model.path, dtype=runtime.dtype, vae=vae_path, plugin_host=plugin_host
+        ),
+    )
+
+
+@dataclass
+class LoadModelJob:
+    """Load a checkpoint into the model cache ahead of the first generation."""
+
+    runtime: Any
+    plugin_host: Any
+    dirs: DataDirs
+    model: ModelChoice
+    vae: str = "Automatic"
+
+    def __call__(self, context: Any) -> ModelChoice:
+        vae_path = resolve_vae(self.model.path, self.vae, self.dirs)
+        context.progress(0, 1, text=f"loading {self.model.name}")
+        load_model(self.runtime, self.plugin_host, self.model, vae_path)
+        context.progress(1, 1, text=f"loaded {self.model.name}")
+        return self.model
+
+
 @dataclass
 class SavedImage:
     path: Path
     infotext: str
     seed: int
+    grid: bool = False
 
 
 @dataclass
@@ -83,40 +115,60 @@ class Txt2ImgJob:
     out_dir: Path | None = None
     naming: OutputNaming = field(default_factory=OutputNaming)
     saved: list[SavedImage] = field(default_factory=list)
+    # an EmbeddingDatabase the app keeps between jobs; None: read dirs.embeddings for this job
+    embeddings: Any = None
+    preview_every: int = 0  # a live preview every N steps (A1111's show_progress_every_n_steps)
 
     def __call__(self, context: Any) -> list[SavedImage]:
         from sdtui.engine.images import image_grid
         from sdtui.engine.txt2img import txt2img
-        from sdtui.models.loader import load_checkpoint
 
         self.params = apply_styles(self.params, self.dirs)
         vae_path = resolve_vae(self.model.path, self.params.vae or "Automatic", self.dirs)
+        networks = self._networks()  # before the model: a misspelt LoRA fails at once
         context.progress(0, self.params.steps, text=f"loading {self.model.name}")
-        loaded = self.runtime.models.get(
-            f"{self.model.path}|{vae_path}",
-            lambda: load_checkpoint(
-                self.model.path,
-                dtype=self.runtime.dtype,
-                vae=vae_path,
-                plugin_host=self.plugin_host,
-            ),
-        )
+        loaded = load_model(self.runtime, self.plugin_host, self.model, vae_path)
         facts = self._facts(vae_path)
         results = txt2img(
             loaded,
             self.params,
             samplers=self.plugin_host.samplers,
             schedules=self.plugin_host.schedules,
+            upscalers=self.plugin_host.upscalers,
             context=context,
             model_facts=facts,
             version=VERSION,
             on_image=lambda result: self._save(result, facts, context),
+            embeddings=self._embeddings(loaded),
+            networks=networks,
+            preview_every=self.preview_every,
         )
         if len(results) > 1:
             grid = image_grid([r.image for r in results], self.params.batch_size)
-            self._write(grid, results[0], facts, grid=True)
-        (self.dirs.own / "last-params.txt").write_text(results[-1].infotext, encoding="utf-8")
+            path = self._write(grid, results[0], facts, grid=True)
+            context.add_result(SavedImage(path, results[0].infotext, results[0].params.seed, True))
+        if results:  # A1111's params.txt: what the ↙ button reads back
+            last = self.dirs.own / "last-params.txt"
+            last.write_text(results[-1].infotext, encoding="utf-8")
         return self.saved
+
+    def _networks(self) -> dict[str, Any]:
+        """The LoRA files the prompts' `<lora:name:...>` tags name, read and hashed (the
+        12-hex addnet hash goes into "Lora hashes"); LoraNotFoundError lists close names."""
+        from sdtui.engine.networks import requested_names
+        from sdtui.models.networks import load_loras
+
+        names = requested_names(self.params)
+        return load_loras(self.dirs, names, HashCache.for_dirs(self.dirs)) if names else {}
+
+    def _embeddings(self, loaded: Any) -> Any:
+        """The textual-inversion embeddings that fit the loaded model."""
+        from sdtui.models.embedding_db import EmbeddingDatabase
+
+        if self.embeddings is None:
+            cache = HashCache.for_dirs(self.dirs)
+            self.embeddings = EmbeddingDatabase(self.dirs.embeddings, hashes=cache)
+        return self.embeddings.for_model(loaded)
 
     def _facts(self, vae_path: Path | None) -> Any:
         from sdtui.engine.txt2img import ModelFacts
