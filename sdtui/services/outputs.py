@@ -186,10 +186,14 @@ class OutputNaming:
     save_to_dirs: bool = True
     directories_pattern: str = "[date]"
     extension: str = "png"
+    images_folder: Path | None = None  # the outdir_* settings; None: outputs/<kind>-images
+    grids_folder: Path | None = None  # None: outputs/<kind>-grids
 
     def folder(self, dirs: DataDirs, kind: str, context: NameContext, grid: bool = False) -> Path:
         images, grids = OUTPUT_KINDS[kind]
-        folder = dirs.outputs / (grids if grid else images)
+        folder = (self.grids_folder if grid else self.images_folder) or dirs.outputs / (
+            grids if grid else images
+        )
         if self.save_to_dirs and kind != "extras":
             sub = apply_pattern(self.directories_pattern or "[prompt_words]", context)
             folder = folder / sub.lstrip(" ").rstrip("\\ /")
