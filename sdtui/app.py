@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.reactive import reactive
@@ -85,9 +86,34 @@ class SdtuiApp(App[None]):
         self.backend.add_listener(lambda event: self.post_message(BackendEvent(event)))
         if self._keymap_problem:
             self.notify(f"{self._keymap_problem} — using the default keys", severity="warning")
+        settings = self.backend.user_settings
+        for warning in settings.warnings:
+            self.notify(warning, title="Settings", severity="warning", timeout=10)
+        theme = settings["theme"]
+        if theme and theme in self.available_themes:
+            self.theme = theme
         if self.start_backend:
             self.run_worker(self.backend.start, thread=True, name="backend start")
         self.set_interval(MEMORY_REFRESH_S, self._refresh_memory)
+
+    async def on_event(self, event: events.Event) -> None:
+        # Tab keys win over text fields: Alt+N comes from most terminals as a character
+        # ("¢" for Alt+4) that a focused prompt would otherwise type (see sdtui.keymap).
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            tab_id = self._tab_keys().get(event.key)
+            if tab_id is not None:
+                event.stop()
+                self.action_switch_tab(tab_id)
+                return
+        await super().on_event(event)
+
+    def _tab_keys(self) -> dict[str, str]:
+        keys = {}
+        for key, bindings_for_key in self._bindings.key_to_bindings.items():
+            for binding in bindings_for_key:
+                if binding.action.startswith("switch_tab("):
+                    keys[key] = binding.action.split("'")[1]
+        return keys
 
     def on_backend_event(self, message: BackendEvent) -> None:
         from sdtui.runtime.job_events import FINAL_EVENTS, Progress

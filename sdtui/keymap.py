@@ -29,16 +29,30 @@ class KeySpec:
     priority: bool = False
 
 
+def _tab(tab_id: str, number: int, macos_key: str, label: str) -> KeySpec:
+    return KeySpec(
+        f"app.tab.{tab_id}",
+        f"alt+{number},{macos_key}",
+        f"switch_tab('{tab_id}')",
+        f"{label} tab",
+        show=False,
+        priority=True,
+    )
+
+
 APP_KEYS: tuple[KeySpec, ...] = (
     KeySpec("app.help", "f1,question_mark", "help", "Help"),
     KeySpec("app.quit", "ctrl+q", "quit", "Quit", show=False, priority=True),
-    KeySpec("app.tab.txt2img", "alt+1", "switch_tab('txt2img')", "txt2img", show=False),
-    KeySpec("app.tab.img2img", "alt+2", "switch_tab('img2img')", "img2img", show=False),
-    KeySpec("app.tab.extras", "alt+3", "switch_tab('extras')", "Extras", show=False),
-    KeySpec("app.tab.pnginfo", "alt+4", "switch_tab('pnginfo')", "PNG Info", show=False),
-    KeySpec("app.tab.merger", "alt+5", "switch_tab('merger')", "Merger", show=False),
-    KeySpec("app.tab.train", "alt+6", "switch_tab('train')", "Train", show=False),
-    KeySpec("app.tab.settings", "alt+7", "switch_tab('settings')", "Settings", show=False),
+    # Alt+N arrives as ESC N from most terminals (tmux, xterm, SSH), which Textual reads as
+    # the character macOS types for Option+N ("¢" for Alt+4): both mean the tab, and take
+    # priority over text fields so they work while typing a prompt.
+    _tab("txt2img", 1, "inverted_exclamation_mark", "txt2img"),
+    _tab("img2img", 2, "trade_mark_sign", "img2img"),
+    _tab("extras", 3, "pound_sign", "Extras"),
+    _tab("pnginfo", 4, "cent_sign", "PNG Info"),
+    _tab("merger", 5, "infinity", "Checkpoint Merger"),
+    _tab("train", 6, "section_sign", "Train"),
+    _tab("settings", 7, "pilcrow_sign", "Settings"),
 )
 
 TXT2IMG_KEYS: tuple[KeySpec, ...] = (

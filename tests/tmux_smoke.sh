@@ -82,6 +82,11 @@ assert infotext.startswith("a red circle\nSteps: 2, Sampler: DPM++ 2M"), infotex
 assert "Size: 64x64" in infotext, infotext
 print("tmux smoke: wrote", sys.argv[1])
 PY
+# Alt+4 / Alt+1 switch tabs even from inside the prompt (terminals send ESC 4 for Alt+4)
+keys M-4
+wait_for 60 "the PNG Info tab" screen_has "path of an image"
+keys M-1
+wait_for 60 "back on txt2img" screen_has "Sampling steps"
 tmux send-keys -t "$session" C-q
 wait_for 30 "sdtui to exit" screen_has "sdtui-exited-0"
 echo "tmux smoke: ok"

@@ -60,21 +60,6 @@ def params_from_arguments(args: argparse.Namespace) -> GenerationParams:
     return dataclasses.replace(params, **overrides)
 
 
-def canonical_sampler(params: GenerationParams, host: Any, legacy_schedule: bool) -> Any:
-    """A1111 names, aliases and legacy "DPM++ 2M Karras" names -> the sampler's own name."""
-    from sdtui.params.codec import split_legacy_sampler
-
-    sampler, schedule = params.sampler, None
-    if sampler not in host.samplers:
-        sampler, schedule = split_legacy_sampler(sampler)
-        if sampler not in host.samplers:
-            sampler, schedule = params.sampler, None  # let the registry's error list them
-    changes = {"sampler": host.samplers.resolve_name(sampler)}
-    if schedule and legacy_schedule:
-        changes["schedule"] = schedule
-    return dataclasses.replace(params, **changes)
-
-
 class GenerateCommand:
     name = "generate"
     help = "generate images (txt2img) and print the paths written"
@@ -84,6 +69,12 @@ class GenerateCommand:
         parser.add_argument("--out", type=Path, help="write images here instead of outputs/")
         parser.add_argument("--from-image", type=Path, help="start from this image's parameters")
         parser.add_argument("--infotext", help="start from this A1111 infotext")
+        parser.add_argument(
+            "--show",
+            action="store_true",
+            help="print each image in the terminal after its path (term-image when installed:"
+            " Kitty / iTerm2 / blocks; otherwise coloured half-blocks)",
+        )
         add_schema_flags(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -105,31 +96,26 @@ class GenerateCommand:
             return 2
 
     def _run(self, args: argparse.Namespace) -> int:
-        from sdtui.params.validate import resolve, validate
         from sdtui.plugins import get_host
         from sdtui.runtime import Runtime
         from sdtui.runtime.jobs import Failed, Finished, Interrupted, Progress
         from sdtui.services.generation import Txt2ImgJob, choose_checkpoint
+        from sdtui.services.requests import prepare_txt2img
+        from sdtui.services.settings import Settings
 
         dirs = data_dirs_from(args)
         dirs.create()
         host = get_host()
-        params = canonical_sampler(params_from_arguments(args), host, args.schedule is None)
-        from sdtui.engine.upscale import LATENT_MODES
-
-        schedules = ["Automatic", *host.schedules.names()]
-        upscalers = [*LATENT_MODES, *host.upscalers.names()]
-        choices = {
-            "sampler": host.samplers.names(),
-            "schedule": schedules,
-            "hires_upscaler": upscalers,
-            "hires_schedule": schedules,
-        }
-        if params.hires_sampler:
-            choices["hires_sampler"] = host.samplers.names()
-        validate(params, choices)
-        params = resolve(params)
-        model = choose_checkpoint(dirs, args.model)
+        settings = Settings.load(dirs)
+        for warning in settings.warnings:
+            print(f"sdtui generate: {warning}", file=sys.stderr)
+        params = prepare_txt2img(
+            params_from_arguments(args),
+            host,
+            legacy_schedule=args.schedule is None,
+            settings=settings.generation_defaults(),
+        )
+        model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
         runtime = Runtime.start(device=args.device, precision=args.precision, plugin_host=host)
         runtime.jobs.add_listener(
             lambda event: (
@@ -139,7 +125,8 @@ class GenerateCommand:
                 )
             )
         )
-        job = Txt2ImgJob(runtime, host, dirs, params, model, out_dir=args.out)
+        naming = settings.output_naming("txt2img")
+        job = Txt2ImgJob(runtime, host, dirs, params, model, out_dir=args.out, naming=naming)
         handle = runtime.jobs.submit(job, name="txt2img", kind="txt2img")
         try:
             final = handle.wait()
@@ -150,7 +137,11 @@ class GenerateCommand:
             runtime.shutdown()
         print(file=sys.stderr)
         for saved in job.saved:
-            print(saved.path)
+            print(saved.path, flush=True)
+            if getattr(args, "show", False):
+                from sdtui.cli.show import show_image
+
+                show_image(Path(saved.path))
         if isinstance(final, Failed):
             print(f"sdtui generate: {final.error_message}", file=sys.stderr)
             return 1

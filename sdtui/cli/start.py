@@ -1,8 +1,7 @@
-"""`sdtui` / `sdtui start`: start the app.
+"""`sdtui` / `sdtui start`: start the terminal app.
 
-The terminal UI arrives with the TUI issue and the embedded default model with its own
-issue; until then `start` prepares the data directory, reports what is there (checkpoints,
-device, plugins), points at `sdtui generate`, and says plainly what is still missing.
+`sdtui start --check` prints what the app would start with (data dir, checkpoints, device,
+plugins, what is not built yet) and exits, for scripts and for diagnosing a machine.
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from sdtui.paths import DataDirs
 from sdtui.plugins import get_host
 
 MISSING = (
-    "the terminal UI (txt2img, img2img, Extras, PNG Info, ... screens) is not built yet;"
-    " `sdtui generate --prompt ...` makes images from the command line",
-    "the SDXL refiner, LoRA and textual-inversion embeddings are not wired into generation yet",
+    "the img2img, Extras, Checkpoint Merger and Train tabs",
+    "the SDXL refiner is not wired into generation yet",
     "no embedded default model yet: bring your own checkpoint",
 )
 
@@ -28,10 +26,26 @@ class StartCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "--no-device", action="store_true", help="skip probing the device (no torch import)"
+            "--check",
+            action="store_true",
+            help="print what sdtui would start with (checkpoints, device, plugins) and exit",
+        )
+        parser.add_argument(
+            "--no-device", action="store_true", help="with --check: skip probing the device"
+        )
+        parser.add_argument(
+            "--graphics",
+            choices=("auto", "kitty", "sixel", "halfblock"),
+            help="how images are drawn in the terminal (default: the `graphics` setting, "
+            "auto = detect)",
         )
 
     def run(self, args: argparse.Namespace) -> int:
+        if not getattr(args, "check", False):
+            return run_app(args)
+        return self.check(args)
+
+    def check(self, args: argparse.Namespace) -> int:
         dirs = data_dirs_from(args)
         dirs.create()
         print(f"sdtui {__version__}")
@@ -44,6 +58,31 @@ class StartCommand:
         for item in MISSING:
             print(f"  - {item}")
         return 0
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Start the TUI (the first frame paints before torch is imported)."""
+    import sys
+
+    from sdtui.widgets.image_view import prepare_graphics
+
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        print(
+            "sdtui: the app needs a terminal; `sdtui start --check` reports without one",
+            file=sys.stderr,
+        )
+        return 2
+    from sdtui.app import SdtuiApp
+    from sdtui.services.backend import Backend
+
+    dirs = data_dirs_from(args)
+    dirs.create()
+    backend = Backend(
+        dirs, device=getattr(args, "device", None), precision=getattr(args, "precision", None)
+    )
+    prepare_graphics(getattr(args, "graphics", None) or backend.user_settings["graphics"])
+    SdtuiApp(backend).run()
+    return 0
 
 
 def describe_data_dir(dirs: DataDirs) -> str:

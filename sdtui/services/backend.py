@@ -1,0 +1,264 @@
+"""The one object the TUI talks to: data dirs, plugins, the runtime and what it is doing.
+
+    backend = Backend(dirs)
+    backend.add_listener(on_event)       # job events and BackendStatus changes, any thread
+    backend.start()                      # blocking (imports torch): call it off the UI thread
+    handle = backend.submit_txt2img(params)
+
+Constructing a Backend is cheap and torch-free, so the app paints its first frame before
+`start()` loads the plugins, starts the runtime and queues the default model's load.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sdtui.paths import DataDirs
+from sdtui.services.settings import Settings
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What the status bar shows."""
+
+    phase: str = "starting"  # starting, ready, failed
+    message: str = "starting sdtui"
+    checkpoint: str | None = None
+    checkpoint_hash: str | None = None
+    vae: str | None = None
+    device: str | None = None
+    queue_length: int = 0
+    error: str | None = None
+
+
+Listener = Callable[[Any], None]
+
+
+class Backend:
+    def __init__(
+        self,
+        dirs: DataDirs,
+        *,
+        device: str | None = None,
+        precision: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        host_factory: Callable[[], Any] | None = None,
+        preload: bool = True,
+    ) -> None:
+        self.dirs = dirs
+        self.device = device
+        self.precision = precision
+        # the settings file (torch-free to read); `settings` overrides its generation defaults
+        self.user_settings = Settings.load(dirs)
+        self.settings = {**self.user_settings.generation_defaults(), **(settings or {})}
+        self.preload = preload
+        self._host_factory = host_factory
+        self.host: Any = None
+        self.runtime: Any = None
+        self.status = BackendStatus()
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.embeddings: Any = None  # EmbeddingDatabase, kept between jobs (cheap reloads)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """`listener(event)` receives job events and `BackendStatus` values, on any thread."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _emit(self, event: Any) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(event)
+
+    def _update(self, **changes: Any) -> None:
+        with self._lock:
+            self.status = replace(self.status, **changes)
+            status = self.status
+        self._emit(status)
+
+    # -- start-up --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load plugins, start the runtime, queue the default model's load. Errors end in
+        the `failed` phase with a message; they are not raised."""
+        try:
+            self._start()
+        except Exception as error:  # shown to the user; the app keeps running
+            self._update(phase="failed", message=f"start-up failed: {error}", error=str(error))
+        finally:
+            self._ready.set()
+
+    def _start(self) -> None:
+        from sdtui.plugins import get_host
+        from sdtui.runtime import Runtime
+
+        self.dirs.create()
+        self._update(message="loading plugins")
+        self.host = (self._host_factory or get_host)()
+        self._update(message="starting the runtime")
+        self.runtime = Runtime.start(
+            device=self.device,
+            precision=self.precision,
+            plugin_host=self.host,
+            max_models_in_ram=self.user_settings["sd_checkpoints_limit"] - 1,
+        )
+        self.runtime.jobs.add_listener(self._on_job_event)
+        self._update(device=self.runtime.describe())
+        model = self.default_model()
+        if model is None:
+            self._update(
+                phase="ready",
+                message=f"no checkpoints: put .safetensors/.ckpt files in {self.dirs.checkpoints}",
+            )
+            return
+        self._update(phase="ready", message="ready", checkpoint=model.name)
+        if self.preload:
+            self.load_model(model, self.settings.get("sd_vae") or "Automatic")
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    @property
+    def ready(self) -> bool:
+        return self.status.phase == "ready"
+
+    def _on_job_event(self, event: Any) -> None:
+        from sdtui.runtime.job_events import FINAL_EVENTS, Queued
+
+        if isinstance(event, (Queued, *FINAL_EVENTS)):
+            self._update(queue_length=len(self.runtime.jobs.queued()))
+        self._emit(event)
+
+    # -- models ----------------------------------------------------------------------------
+
+    def checkpoints(self) -> list[Any]:
+        from sdtui.models.discovery import discover_checkpoints
+
+        return discover_checkpoints(self.dirs)
+
+    def default_model(self) -> Any:
+        from sdtui.models.discovery import ModelNotFoundError
+        from sdtui.services.generation import choose_checkpoint
+
+        wanted = self.status.checkpoint or self.settings.get("sd_model_checkpoint")
+        for query in (wanted, None):  # a setting naming a missing file: the first one found
+            try:
+                return choose_checkpoint(self.dirs, query)
+            except ModelNotFoundError:
+                continue
+        return None
+
+    def choose_model(self, query: str | None) -> Any:
+        from sdtui.services.generation import choose_checkpoint
+
+        return choose_checkpoint(self.dirs, query or self.status.checkpoint)
+
+    def load_model(self, model: Any, vae: str = "Automatic") -> Any:
+        from sdtui.services.generation import LoadModelJob
+
+        self._require_runtime()
+        self._update(checkpoint=model.name, checkpoint_hash=None, vae=None)
+        job = LoadModelJob(self.runtime, self.host, self.dirs, model, vae)
+        handle = self.runtime.jobs.submit(job, name=f"load {model.name}", kind="load")
+        threading.Thread(target=self._describe_model, args=(model, vae), daemon=True).start()
+        return handle
+
+    def _describe_model(self, model: Any, vae: str) -> None:
+        """Hash and VAE name for the status bar (hashing a big file takes a while)."""
+        from sdtui.models.discovery import resolve_vae
+        from sdtui.models.hashes import HashCache, short_hash
+
+        try:
+            vae_path = resolve_vae(model.path, vae, self.dirs)
+            digest = short_hash(HashCache.for_dirs(self.dirs).sha256(model.path))
+        except (OSError, ValueError):
+            return
+        if self.status.checkpoint == model.name:
+            self._update(checkpoint_hash=digest, vae=vae_path.name if vae_path else "None")
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def choices(self) -> dict[str, list[str]]:
+        """Registry-backed choices for the forms ({} until the plugins are loaded)."""
+        from sdtui.models.discovery import vae_choices
+        from sdtui.services.requests import registry_choices
+
+        if self.host is None:
+            return {}
+        choices = registry_choices(self.host)
+        # names, not titles: a title carries the hash, and hashing every file takes minutes
+        choices["model"] = [info.name for info in self.checkpoints()]
+        choices["vae"] = ["Automatic", "None", *vae_choices(self.dirs)]
+        return choices
+
+    def prepare(self, params: Any) -> Any:
+        """Checked and resolved parameters (raises ParameterError / UnknownNameError)."""
+        from sdtui.services.requests import prepare_txt2img
+
+        self._require_runtime()
+        return prepare_txt2img(params, self.host, settings=self.settings)
+
+    def submit_txt2img(self, params: Any) -> tuple[Any, Any]:
+        """Queue a txt2img job for resolved `params`; returns (handle, job)."""
+        from sdtui.services.generation import Txt2ImgJob
+
+        self._require_runtime()
+        model = self.choose_model(params.model)
+        if model.name != self.status.checkpoint:
+            self._update(checkpoint=model.name, checkpoint_hash=None)
+            threading.Thread(
+                target=self._describe_model, args=(model, params.vae or "Automatic"), daemon=True
+            ).start()
+        settings = self.user_settings
+        previews = settings["live_previews_enable"] and settings["show_progress_every_n_steps"]
+        job = Txt2ImgJob(
+            self.runtime,
+            self.host,
+            self.dirs,
+            params,
+            model,
+            naming=settings.output_naming("txt2img"),
+            embeddings=self._embeddings(),
+            preview_every=max(0, int(previews or 0)),
+        )
+        return self.runtime.jobs.submit(job, name="txt2img", kind="txt2img"), job
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Use `settings` from the next request on (defaults of unset fields, file names)."""
+        self.user_settings = settings
+        self.settings = settings.generation_defaults()
+
+    def _embeddings(self) -> Any:
+        if self.embeddings is None:
+            from sdtui.models.embedding_db import EmbeddingDatabase
+            from sdtui.models.hashes import HashCache
+
+            self.embeddings = EmbeddingDatabase(
+                self.dirs.embeddings, hashes=HashCache.for_dirs(self.dirs)
+            )
+        return self.embeddings
+
+    def interrupt(self) -> bool:
+        return bool(self.runtime and self.runtime.jobs.interrupt())
+
+    def skip(self) -> bool:
+        return bool(self.runtime and self.runtime.jobs.skip())
+
+    def memory(self) -> str | None:
+        """Text like "cpu · fp32 · 12.1 GiB free"; None before the runtime exists."""
+        return self.runtime.describe(memory=True) if self.runtime else None
+
+    def _require_runtime(self) -> None:
+        if self.runtime is None:
+            raise RuntimeError(self.status.error or "sdtui is still starting; try again shortly")
+
+    def shutdown(self) -> None:
+        if self.runtime is not None:
+            self.runtime.shutdown(wait=True, timeout=10)
