@@ -52,7 +52,7 @@ def test_unknown_command_is_an_error(capsys) -> None:
 
 
 def test_start_reports_the_data_dir_and_what_is_missing(data_dirs, capsys) -> None:
-    assert main(["start", "--no-device", "--data-dir", str(data_dirs.root)]) == 0
+    assert main(["start", "--check", "--no-device", "--data-dir", str(data_dirs.root)]) == 0
     out = capsys.readouterr().out
     assert f"data dir: {data_dirs.root}" in out
     assert "put Stable Diffusion checkpoints" in out
@@ -142,7 +142,7 @@ def test_an_a1111_install_is_used_as_it_is(tmp_path, capsys) -> None:
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert main(["models", "--hash", "--data-dir", str(root)]) == 0
     assert "tiny.safetensors [" in capsys.readouterr().out
-    assert main(["start", "--no-device", "--data-dir", str(root)]) == 0
+    assert main(["start", "--check", "--no-device", "--data-dir", str(root)]) == 0
     after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert {p: after[p] for p in before} == before  # nothing of A1111's was rewritten
     assert {p.relative_to(root).parts[0] for p in set(after) - set(before)} == {"sdtui"}
