@@ -30,13 +30,19 @@ from sdtui.app import SdtuiApp
 from sdtui.paths import DataDirs
 from sdtui.services.backend import Backend
 
-async def main():
-    app = SdtuiApp(Backend(DataDirs.resolve(sys.argv[1]), device="cpu"))
-    marks = {}
-    async with app.run_test(size=(160, 50)) as pilot:
-        await pilot.pause()
+marks = {}
+
+
+class TimedApp(SdtuiApp):
+    def on_ready(self) -> None:  # Textual: the first frame has been displayed
         marks["first_paint_s"] = time.perf_counter() - t0
         marks["torch_at_first_paint"] = "torch" in sys.modules
+
+
+async def main():
+    app = TimedApp(Backend(DataDirs.resolve(sys.argv[1]), device="cpu"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
         while app.backend.status.phase == "starting":
             await asyncio.sleep(0.01)
         marks["backend_ready_s"] = time.perf_counter() - t0

@@ -92,9 +92,12 @@ class SdtuiApp(App[None]):
         theme = settings["theme"]
         if theme and theme in self.available_themes:
             self.theme = theme
+        self.set_interval(MEMORY_REFRESH_S, self._refresh_memory)
+
+    def on_ready(self) -> None:
+        # after the first frame: torch's import would hold the GIL while the UI composes
         if self.start_backend:
             self.run_worker(self.backend.start, thread=True, name="backend start")
-        self.set_interval(MEMORY_REFRESH_S, self._refresh_memory)
 
     async def on_event(self, event: events.Event) -> None:
         # Tab keys win over text fields: Alt+N comes from most terminals as a character
