@@ -157,9 +157,7 @@ class SettingsScreen(TabScreen):
 
     def on_mount(self) -> None:
         self.app.tab_screens.append(self)
-        self._refresh_choices()
-        for warning in self.settings.warnings:
-            self.notify(warning, title="Settings", severity="warning", timeout=10)
+        self._refresh_choices()  # start-up warnings were shown by the app
 
     def on_backend_event(self, event: object) -> None:
         from sdtui.services.backend import BackendStatus
