@@ -171,3 +171,32 @@ async def test_alt_digit_switches_tabs_even_from_the_prompt(data_dirs) -> None:
         await pilot.pause()
         assert app.current_mode == "txt2img"
         assert app.screen.query_one("#prompt", PromptBox).text == ""
+
+
+async def test_a_user_keymap_remaps_generate(data_dirs) -> None:
+    (data_dirs.own / "keymap.yaml").write_text("txt2img.generate: f9\n")
+    app = make_app(data_dirs)
+    app.start_backend = False
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")  # no longer bound
+        await pilot.pause()
+        assert not app._notifications
+        await pilot.press("f9")
+        await pilot.pause()
+        assert [n.title for n in app._notifications] == ["Not ready yet"]
+        await pilot.press("f1")
+        rows = {row[2]: row[0] for row in app.screen.rows}
+        assert rows["txt2img.generate"] == "f9"
+
+
+async def test_a_keymap_with_clashes_is_refused_with_a_warning(data_dirs) -> None:
+    (data_dirs.own / "keymap.yaml").write_text("txt2img.skip: f5\n")
+    app = make_app(data_dirs)
+    app.start_backend = False
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("f5: txt2img.generate and txt2img.skip" in m for m in messages)
+        await pilot.press("f5")  # the default keys still work
+        await pilot.pause()
+        assert any(n.title == "Not ready yet" for n in app._notifications)
