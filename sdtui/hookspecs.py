@@ -34,8 +34,13 @@ def register_schedules(register: Register) -> None:
 
 @hookspec
 def register_upscalers(register: Register) -> None:
-    """Register image upscalers: objects with `name` and `upscale(image, scale)` taking and
-    returning a PIL image (the result is `scale` times larger)."""
+    """Register image upscalers: objects with `name` and either `upscale(image, scale)`
+    taking and returning a PIL image (the result is `scale` times larger), or, for a model
+    that sdtui should tile, `upscale_tile(tile)` returning the tile `scale` times larger
+    (`scale`: the model's native factor, an attribute; `tiled = False` asks for whole
+    images). sdtui runs either through `sdtui.engine.upscalers.run_upscaler`: tiles with
+    overlap, progress and interrupt checks per tile, repeated passes up to the requested
+    scale, then Lanczos to the exact size."""
 
 
 @hookspec

@@ -8,7 +8,7 @@ lists the known ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +26,25 @@ class UnknownNameError(KeyError):
 
 @dataclass(frozen=True)
 class Kind:
-    """What a registry accepts: every object needs a `name`, plus these callables."""
+    """What a registry accepts: every object needs a `name`, plus these callables, plus
+    whatever `problem` (the reason an object does not fit, or None) checks."""
 
     name: str  # plural, e.g. "samplers"
     singular: str
     methods: tuple[str, ...]
+    problem: Callable[[Any], str | None] | None = None
+
+
+def upscaler_problem(obj: Any) -> str | None:
+    """An upscaler has `upscale(image, scale)`, or `upscale_tile(tile)` with its native
+    factor `scale` (a number >= 1); see sdtui.engine.upscalers."""
+    tiled = callable(getattr(obj, "upscale_tile", None))
+    if not tiled and not callable(getattr(obj, "upscale", None)):
+        return "lacks callable `upscale` (or `upscale_tile` with a native `scale`)"
+    scale = getattr(obj, "scale", None)
+    if tiled and (isinstance(scale, bool) or not isinstance(scale, int | float) or scale < 1):
+        return f"has `upscale_tile` but its native `scale` is {scale!r}, not a number >= 1"
+    return None
 
 
 KINDS: dict[str, Kind] = {
@@ -38,7 +52,7 @@ KINDS: dict[str, Kind] = {
     for kind in (
         Kind("samplers", "sampler", ("sample",)),
         Kind("schedules", "schedule", ("sigmas",)),
-        Kind("upscalers", "upscaler", ("upscale",)),
+        Kind("upscalers", "upscaler", (), upscaler_problem),
         Kind("face_restorers", "face restorer", ("restore",)),
         Kind("interrogators", "interrogator", ("interrogate",)),
         Kind("trainers", "trainer", ("train",)),
@@ -85,6 +99,9 @@ class Registry:
             raise RegistrationError(
                 f"{what} {name!r} lacks callable {', '.join(f'`{m}`' for m in missing)}"
             )
+        problem = self.kind.problem(obj) if self.kind.problem is not None else None
+        if problem:
+            raise RegistrationError(f"{what} {name!r} {problem}")
         return name
 
     def get(self, name: str) -> Any:

@@ -25,18 +25,23 @@ def hookspec_names() -> list[str]:
     ]
 
 
-def example_for(hook: str) -> str:
+def examples_for(hook: str) -> list[str]:
+    """Every python example of the hook's section, in order (each a complete plugin)."""
     text = DOCS.read_text()
     section = re.search(rf"^## {hook}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
     assert section, f"docs/plugins.md has no section '## {hook}'"
-    code = re.search(r"```python\n(.*?)```", section.group(1), re.S)
+    code = re.findall(r"```python\n(.*?)```", section.group(1), re.S)
     assert code, f"the '## {hook}' section of docs/plugins.md has no python example"
-    return code.group(1)
+    return code
 
 
-def registered(hook: str):
+def example_for(hook: str) -> str:
+    return examples_for(hook)[0]
+
+
+def registered(hook: str, source: str | None = None):
     host = empty_host()
-    module = module_from_source(f"example_{hook}", example_for(hook))
+    module = module_from_source(f"example_{hook}", source or example_for(hook))
     assert host.add_plugin(module, name=f"example_{hook}"), host.failures
     kind = hook.removeprefix("register_")
     (obj,) = list(host.registries[kind])
@@ -72,8 +77,21 @@ def check_schedules(hook: str) -> None:
 
 
 def check_upscalers(hook: str) -> None:
-    _, _, upscaler = registered(hook)
-    assert upscaler.upscale(Image.new("RGB", (8, 6)), 2).size == (16, 12)
+    from sdtui.engine.upscalers import is_tiled, run_upscaler
+
+    examples = examples_for(hook)
+    assert len(examples) == 2  # a plain upscaler and a tiled one
+    image = Image.effect_noise((8, 6), 64).convert("RGB")
+    for source in examples:
+        _, _, upscaler = registered(hook, source)
+        context = FakeContext()
+        out = run_upscaler(upscaler, image, 2, tile=4, overlap=1, progress=context.progress)
+        assert out.size == (16, 12)
+        if is_tiled(upscaler):  # 8x6 in 4 px tiles overlapping by 1: 3 x 2 tiles
+            assert context.steps == [(n, 6) for n in range(1, 7)]
+            assert out.tobytes() == image.resize((16, 12), Image.Resampling.NEAREST).tobytes()
+        else:
+            assert upscaler.upscale(image, 2).size == (16, 12) and context.steps == [(1, 1)]
 
 
 def check_face_restorers(hook: str) -> None:

@@ -2,8 +2,9 @@
 
 `upscale(image, scale)` returns the image `scale` times larger (rounded down to whole
 pixels, as A1111's `int(width * scale)`). "None" is A1111's do-nothing upscaler: the final
-resize to the exact target (Lanczos) happens in `sdtui.engine.upscale.resize_to`.
-Model upscalers (ESRGAN, Real-ESRGAN, ...) register through the same hook.
+resize to the exact target (Lanczos) happens in `sdtui.engine.upscalers.run_upscaler` and
+`sdtui.engine.upscale.resize_to`. Model upscalers (ESRGAN, Real-ESRGAN, ...) register
+through the same hook with `upscale_tile` and a native `scale`, and sdtui tiles for them.
 """
 
 from __future__ import annotations

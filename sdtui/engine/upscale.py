@@ -7,6 +7,13 @@ from typing import Any, NamedTuple
 import torch
 from PIL import Image
 
+from sdtui.engine.upscalers import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    Check,
+    Progress,
+    run_upscaler,
+)
 from sdtui.params.latent_modes import LATENT_MODES
 
 
@@ -19,13 +26,27 @@ def upscale_latents(latents: torch.Tensor, mode: str, height: int, width: int) -
     ).to(latents.dtype)
 
 
-def resize_to(image: Image.Image, width: int, height: int, upscaler: Any | None) -> Image.Image:
+def resize_to(
+    image: Image.Image,
+    width: int,
+    height: int,
+    upscaler: Any | None,
+    *,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    check: Check | None = None,
+    progress: Progress | None = None,
+) -> Image.Image:
     """A1111's "Just resize" with an upscaler: upscale by the larger factor when enlarging,
-    then Lanczos to the exact size ("None" or no upscaler: Lanczos only)."""
+    then Lanczos to the exact size ("None" or no upscaler: Lanczos only). A tiled upscaler
+    works in `tile` px tiles with `overlap` (A1111's ESRGAN_tile settings), calling `check`
+    and `progress` per tile (see `run_upscaler`)."""
     if upscaler is not None and getattr(upscaler, "name", "None") != "None":
         scale = max(width / image.width, height / image.height)
         if scale > 1.0:
-            image = upscaler.upscale(image, scale)
+            image = run_upscaler(
+                upscaler, image, scale, tile=tile, overlap=overlap, progress=progress, check=check
+            )
     if image.size != (width, height):
         image = image.resize((width, height), resample=Image.Resampling.LANCZOS)
     return image
