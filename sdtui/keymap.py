@@ -68,6 +68,15 @@ TXT2IMG_KEYS: tuple[KeySpec, ...] = (
     KeySpec("txt2img.open_folder", "alt+o", "open_folder", "Folder", show=False),
     KeySpec("txt2img.next_image", "alt+right", "select_image(1)", "Next image", show=False),
     KeySpec("txt2img.previous_image", "alt+left", "select_image(-1)", "Prev image", show=False),
+    KeySpec("txt2img.extra_networks", "ctrl+n", "extra_networks", "Networks"),
+    KeySpec("txt2img.styles", "ctrl+t", "styles", "Styles"),
+    KeySpec("txt2img.apply_styles", "alt+a", "apply_styles", "Apply styles", show=False),
+    KeySpec("txt2img.save_style", "alt+y", "save_style", "Save as style", show=False),
+    KeySpec("txt2img.save_image", "alt+s", "save_image", "Save image", show=False),
+    KeySpec("txt2img.zip_images", "alt+z", "zip_images", "Zip batch", show=False),
+    KeySpec("txt2img.send_img2img", "alt+i", "send_to('img2img')", "→ img2img", show=False),
+    KeySpec("txt2img.send_inpaint", "alt+n", "send_to('inpaint')", "→ inpaint", show=False),
+    KeySpec("txt2img.send_extras", "alt+e", "send_to('extras')", "→ extras", show=False),
 )
 
 PROMPT_KEYS: tuple[KeySpec, ...] = (

@@ -1,28 +1,36 @@
 """The txt2img tab: prompts, the schema's controls, generate / interrupt / skip, results.
 
-Left: prompt and negative prompt, then the controls in A1111's groups (checkpoint, sampler,
-size and batch, seed with its extras, hires fix, advanced sampler parameters), each built from
-the parameter schema. Right: progress, the selected image, the batch's thumbnails and the
-selected image's infotext.
+Left: prompt and negative prompt (completing `<lora:` names), the styles selector, then the
+controls in A1111's groups (checkpoint, sampler, size and batch, seed with its extras, hires
+fix, advanced sampler parameters), each built from the parameter schema. Right: progress,
+the selected image, the batch's thumbnails, the buttons under them and the selected image's
+infotext. Styles and extra networks are `PromptTools`, the result buttons `ResultActions`.
+
+A job that fails (out of memory, a broken checkpoint, a misspelt LoRA, ...) is a message
+with what to do (`sdtui.services.failure_advice`); its traceback goes to
+`<data-dir>/sdtui/last-error.txt`. Images finished before the failure are kept, and the
+next generation works as before. A failed model load (the preload at start-up) says so too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Collapsible, ProgressBar, Static, TextArea
+from textual.widgets import Button, Collapsible, ProgressBar, Static
 
 from sdtui.keymap import TXT2IMG_KEYS, bindings
 from sdtui.params.schema import GenerationParams
-from sdtui.screens.base import TabScreen
-from sdtui.widgets.image_view import ImageView
+from sdtui.screens.prompt_tools import PromptTools
+from sdtui.screens.result_actions import RESULT_ACTIONS, ResultActions
+from sdtui.services.failure_advice import failure_advice
 from sdtui.widgets.param_form import FormError, ParamForm, control_id
-from sdtui.widgets.prompt_box import PromptBox
+from sdtui.widgets.prompt_completion import CompletingPromptBox
+from sdtui.widgets.results_panel import ResultsPanel
+from sdtui.widgets.styles_panel import StylesPanel
 
 GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     # (title, fields, collapsed); None title = always visible
@@ -79,42 +87,7 @@ PROMPT_FIELDS = ("prompt", "negative_prompt")
 HIRES_PROMPT_FIELDS = ("hires_prompt", "hires_negative_prompt")
 
 
-@dataclasses.dataclass
-class ResultImage:
-    path: Path
-    infotext: str
-    seed: int
-    grid: bool = False
-    image: Any = None  # PIL image, loaded on demand
-
-    def load(self) -> Any:
-        from PIL import Image
-
-        if self.image is None:
-            with Image.open(self.path) as image:
-                self.image = image.convert("RGB")
-        return self.image
-
-
-class Thumbnail(ImageView):
-    """One image of the batch in the strip; click to select it."""
-
-    DEFAULT_CSS = """
-    Thumbnail { width: 12; height: 6; margin: 0 1 0 0; }
-    Thumbnail.-selected { border: tall $accent; }
-    """
-
-    def __init__(self, index: int, image: Any) -> None:
-        super().__init__(image, classes="thumbnail")
-        self.index = index
-
-    def on_click(self) -> None:
-        screen = self.screen
-        if isinstance(screen, Txt2ImgScreen):
-            screen.select_result(self.index)
-
-
-class Txt2ImgScreen(TabScreen):
+class Txt2ImgScreen(PromptTools, ResultActions):
     TAB_ID = "txt2img"
     BINDINGS: ClassVar = bindings(TXT2IMG_KEYS)
     DEFAULT_CSS = """
@@ -127,19 +100,15 @@ class Txt2ImgScreen(TabScreen):
     #progress-text { width: 1fr; color: $text-muted; padding: 0 1; }
     #progress { height: 1; }
     #progress Bar { width: 1fr; }
-    #image { height: 1fr; min-height: 8; }
-    #thumbnails { height: 6; }
-    #thumbnails-hint { height: 1; color: $text-muted; }
-    #infotext { height: 7; }
+    #result-panel { height: 1fr; }
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.defaults = GenerationParams()
         self.forms: list[ParamForm] = []
-        self.results: list[ResultImage] = []
-        self.selected = 0
         self.job_id: int | None = None
+        self.load_jobs: set[int] = set()  # model loads queued by the backend
         self.forever = False
         self.last_seed: int | None = None
 
@@ -148,8 +117,11 @@ class Txt2ImgScreen(TabScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal():
             with VerticalScroll(id="controls"):
-                yield PromptBox("Prompt", id="prompt")
-                yield PromptBox("Negative prompt", id="negative-prompt")
+                yield CompletingPromptBox("Prompt", id="prompt", lora_names=self.lora_names)
+                yield CompletingPromptBox(
+                    "Negative prompt", id="negative-prompt", lora_names=self.lora_names
+                )
+                yield StylesPanel(id="styles-panel", classes="group")
                 for index, (title, names, collapsed) in enumerate(GROUPS):
                     form = ParamForm(list(names), self.defaults, id=f"group-{index}")
                     self.forms.append(form)
@@ -172,15 +144,13 @@ class Txt2ImgScreen(TabScreen):
                     yield Button("Skip", id="skip", compact=True)
                     yield Static("", id="progress-text")
                 yield ProgressBar(total=1, id="progress", show_eta=False)
-                yield ImageView(id="image")
-                yield Horizontal(id="thumbnails")
-                yield Static("", id="thumbnails-hint")
-                yield TextArea("", id="infotext", read_only=True, soft_wrap=True)
+                yield ResultsPanel(id="result-panel")
 
     def on_mount(self) -> None:
         self.app.tab_screens.append(self)
-        self.query_one("#prompt", PromptBox).focus()
+        self.prompt_box().focus()
         self._apply_choices()
+        self.reload_styles()
 
     def on_backend_event(self, event: Any) -> None:
         from sdtui.runtime.job_events import (
@@ -189,6 +159,7 @@ class Txt2ImgScreen(TabScreen):
             Interrupted,
             Preview,
             Progress,
+            Queued,
             ResultAdded,
         )
         from sdtui.services.backend import BackendStatus
@@ -196,12 +167,16 @@ class Txt2ImgScreen(TabScreen):
         if isinstance(event, BackendStatus):
             self._apply_choices()
             return
+        if isinstance(event, Queued) and event.kind == "load":
+            self.load_jobs.add(event.job_id)
+        elif isinstance(event, Failed) and event.job_id in self.load_jobs:
+            self.show_failure(event, "Loading the checkpoint failed")
         if getattr(event, "job_id", None) != self.job_id:
             return
         if isinstance(event, Progress):
             self._show_progress(event)
         elif isinstance(event, Preview):
-            self.query_one("#image", ImageView).image = event.image
+            self.result_panel.show_preview(event.image)
         elif isinstance(event, ResultAdded):
             self._add_result(event.item)
         elif isinstance(event, Finished | Interrupted | Failed):
@@ -228,8 +203,9 @@ class Txt2ImgScreen(TabScreen):
     def current_params(self) -> GenerationParams:
         """The form's values as parameters (FormError lists entries that are not numbers)."""
         values: dict[str, Any] = {
-            "prompt": self.query_one("#prompt", PromptBox).text,
-            "negative_prompt": self.query_one("#negative-prompt", PromptBox).text,
+            "prompt": self.prompt_box("prompt").text,
+            "negative_prompt": self.prompt_box("negative-prompt").text,
+            "styles": self.styles_panel.selected,
         }
         problems = []
         for form in self.forms:
@@ -247,9 +223,13 @@ class Txt2ImgScreen(TabScreen):
         """Set every control from parameters (a pasted infotext, the last generation)."""
         values = params if isinstance(params, dict) else dataclasses.asdict(params)
         if "prompt" in values:
-            self.query_one("#prompt", PromptBox).text = values["prompt"] or ""
+            self.prompt_box("prompt").text = values["prompt"] or ""
         if "negative_prompt" in values:
-            self.query_one("#negative-prompt", PromptBox).text = values["negative_prompt"] or ""
+            self.prompt_box("negative-prompt").text = values["negative_prompt"] or ""
+        if "styles" in values:
+            missing = self.styles_panel.set_selected(values["styles"] or ())
+            if missing:
+                self.notify(f"Not in styles.csv: {', '.join(missing)}", severity="warning")
         for form in self.forms:
             form.set_values(values)
 
@@ -258,9 +238,19 @@ class Txt2ImgScreen(TabScreen):
 
     # -- actions ---------------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        actions = {"generate": self.action_generate, "interrupt": self.action_interrupt}
-        actions.get(event.button.id or "", self.action_skip)()
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        actions = {
+            "generate": "generate",
+            "interrupt": "interrupt",
+            "skip": "skip",
+            "apply-styles": "apply_styles",
+            "save-style": "save_style",
+            **RESULT_ACTIONS,
+        }
+        action = actions.get(event.button.id or "")
+        if action is not None:
+            event.stop()
+            await self.run_action(action)
 
     def action_generate(self) -> None:
         from sdtui.params.validate import ParameterError
@@ -279,12 +269,11 @@ class Txt2ImgScreen(TabScreen):
         except (FormError, ParameterError) as error:
             self.notify("\n".join(error.problems), title="Check the parameters", severity="error")
             return
-        except (UnknownNameError, ValueError, OSError, RuntimeError) as error:
+        except (UnknownNameError, LookupError, ValueError, OSError, RuntimeError) as error:
             self.notify(str(error), title="Cannot generate", severity="error")
             return
         self.job_id = handle.id
-        self.results, self.selected = [], 0
-        self.query_one("#thumbnails", Horizontal).remove_children()
+        self.result_panel.clear()
         self.query_one("#progress", ProgressBar).update(total=params.steps, progress=0)
         self.query_one("#progress-text", Static).update("queued")
 
@@ -322,7 +311,7 @@ class Txt2ImgScreen(TabScreen):
         prompt -> the last generation's parameters."""
         from sdtui.params.codec import params_from_infotext
 
-        prompt = self.query_one("#prompt", PromptBox).text
+        prompt = self.prompt_box("prompt").text
         if prompt.strip():
             text = prompt
         else:
@@ -341,23 +330,6 @@ class Txt2ImgScreen(TabScreen):
         except FormError:
             return self.defaults
 
-    def action_copy_infotext(self) -> None:
-        if not self.results:
-            return
-        self.app.copy_to_clipboard(self.results[self.selected].infotext)
-        self.notify("Infotext copied (OSC 52)")
-
-    def action_open_folder(self) -> None:
-        if not self.results:
-            return
-        folder = str(self.results[self.selected].path.parent)
-        self.app.copy_to_clipboard(folder)
-        self.notify(folder, title="Folder (path copied)")
-
-    def action_select_image(self, offset: int) -> None:
-        if self.results:
-            self.select_result((self.selected + offset) % len(self.results))
-
     def palette_commands(self) -> Any:
         from textual.app import SystemCommand
 
@@ -370,6 +342,20 @@ class Txt2ImgScreen(TabScreen):
             "From an infotext in the prompt, or the last generation (Alt+V)",
             self.action_read_params,
         )
+        commands = (
+            (
+                "Extra networks",
+                "Insert a LoRA or an embedding, toggle styles (Ctrl+N)",
+                "extra_networks",
+            ),
+            ("Styles", "Choose styles from styles.csv (Ctrl+T)", "styles"),
+            ("Apply styles", "Fold the selected styles into the prompts (Alt+A)", "apply_styles"),
+            ("Save as style", "Save the prompts as a style in styles.csv (Alt+Y)", "save_style"),
+            ("Save image", "Copy to log/images with a log.csv line (Alt+S)", "save_image"),
+            ("Zip batch", "Save the batch and zip it into log/images (Alt+Z)", "zip_images"),
+        )
+        for name, help_text, action in commands:
+            yield SystemCommand(name, help_text, lambda action=action: self.run_action(action))
 
     # -- job events ------------------------------------------------------------------------
 
@@ -380,20 +366,14 @@ class Txt2ImgScreen(TabScreen):
         self.query_one("#progress-text", Static).update(_progress_text(event))
 
     def _add_result(self, saved: Any) -> None:
-        result = ResultImage(saved.path, saved.infotext, saved.seed, getattr(saved, "grid", False))
-        self.results.append(result)
-        thumbnail = Thumbnail(len(self.results) - 1, result.load())
-        self.query_one("#thumbnails", Horizontal).mount(thumbnail)
-        self.select_result(len(self.results) - 1)
+        self.result_panel.add(saved)
 
     def _finish(self, event: Any) -> None:
         from sdtui.runtime.job_events import Failed, Interrupted
 
         self.job_id = None
-        known = {result.path for result in self.results}
         for saved in getattr(event, "results", ()) or ():
-            if saved.path not in known:
-                self._add_result(saved)
+            self.result_panel.add(saved)  # images already shown are left as they are
         text = "done"
         if isinstance(event, Interrupted):
             text = "interrupted"
@@ -401,23 +381,24 @@ class Txt2ImgScreen(TabScreen):
         elif isinstance(event, Failed):
             text = "failed"
             self.forever = False
-            advice = " Free memory: lower the size or batch size." if event.out_of_memory else ""
-            self.notify(event.error_message + advice, title="Generation failed", severity="error")
+            self.show_failure(event, "Generation failed")
         self.query_one("#progress-text", Static).update(f"{text} · {len(self.results)} image(s)")
         if self.forever:
             self.action_generate()
 
-    def select_result(self, index: int) -> None:
-        self.selected = index
-        result = self.results[index]
-        self.query_one("#image", ImageView).image = result.load()
-        self.query_one("#infotext", TextArea).text = f"{result.infotext}\n\n{result.path}"
-        for thumbnail in self.query(Thumbnail):
-            thumbnail.set_class(thumbnail.index == index, "-selected")
-        name = "grid" if result.grid else f"image {index + 1}"
-        self.query_one("#thumbnails-hint", Static).update(
-            f"{name} of {len(self.results)} · Alt+←/→ select · Alt+C copy infotext · Alt+O folder"
-        )
+    def show_failure(self, event: Any, context: str) -> None:
+        """A failed job as a message saying what went wrong and what to do; the traceback
+        goes to last-error.txt for a bug report."""
+        advice = failure_advice(event.error_message, event.out_of_memory)
+        text = advice.text
+        path = self.app.backend.dirs.own / "last-error.txt"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(event.traceback, encoding="utf-8")
+            text += f"\nDetails: {path}"
+        except OSError:
+            pass
+        self.notify(text, title=f"{context}: {advice.title}", severity="error", timeout=30)
 
     def _selected_seed(self) -> int | None:
         if self.results:
