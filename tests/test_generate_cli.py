@@ -85,15 +85,15 @@ def test_hires_flags(data_dir, capsys) -> None:
     assert "Upscaler '4x-Unknown' is not one of: Latent" in capsys.readouterr().err
 
 
-def test_styles_fold_into_the_prompt_and_unsupported_options_refuse(data_dir, capsys) -> None:
+def test_styles_fold_into_the_prompt_and_unknown_checkpoints_refuse(data_dir, capsys) -> None:
     data_dir.styles.write_text('name,prompt,negative_prompt\nArt,"oil painting of {prompt}",ugly\n')
     argv = ["generate", "--prompt", "a fox", "--styles", "Art", *SMALL]
     assert main([*argv, "--data-dir", str(data_dir.root)]) == 0
     infotext = read_image_metadata(written(capsys)[0]).infotext
     assert infotext.startswith("oil painting of a fox\nNegative prompt: ugly\n")
-    refused = ["generate", "--prompt", "x", "--refiner-checkpoint", "r", *SMALL]
+    refused = ["generate", "--prompt", "x", "--refiner-checkpoint", "nowhere", *SMALL]
     assert main([*refused, "--data-dir", str(data_dir.root)]) in (1, 2)
-    assert "not supported yet: the SDXL refiner" in capsys.readouterr().err
+    assert "no checkpoint matches 'nowhere'" in capsys.readouterr().err
 
 
 def test_an_independent_reader_agrees(data_dir, capsys) -> None:

@@ -15,7 +15,6 @@ from sdtui.plugins import get_host
 
 MISSING = (
     "the img2img, Extras, Checkpoint Merger and Train tabs",
-    "the SDXL refiner is not wired into generation yet",
     "no embedded default model yet: bring your own checkpoint",
 )
 

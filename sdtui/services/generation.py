@@ -64,17 +64,43 @@ def apply_styles(params: GenerationParams, dirs: DataDirs) -> GenerationParams:
     return dataclasses.replace(params, prompt=prompt, negative_prompt=negative, styles=())
 
 
+def model_key(model: ModelChoice, vae_path: Path | None) -> str:
+    """The model cache's key of a checkpoint loaded with a VAE."""
+    return f"{model.path}|{vae_path}"
+
+
 def load_model(runtime: Any, plugin_host: Any, model: ModelChoice, vae_path: Path | None) -> Any:
     """The loaded checkpoint (with that VAE) from the runtime's model cache, loading it on a
     miss. Call on the runtime's worker."""
     from sdtui.models.loader import load_checkpoint
 
     return runtime.models.get(
-        f"{model.path}|{vae_path}",
+        model_key(model, vae_path),
         lambda: load_checkpoint(
             model.path, dtype=runtime.dtype, vae=vae_path, plugin_host=plugin_host
         ),
     )
+
+
+def switch_model(runtime: Any, plugin_host: Any, model: ModelChoice, vae_path: Path | None) -> Any:
+    """`load_model` in the middle of a run (hires checkpoint, refiner, back to the run's
+    own model). A cache that keeps no model besides the active one drops the outgoing model,
+    but the run still references it until it ends: it is moved off the device first, so the
+    device never holds two models (A1111 also unloads the old weights before loading)."""
+    from sdtui.runtime.model_cache import OFFLOAD_DEVICE, move
+
+    cache = runtime.models
+    outgoing = cache.active
+    keeps_none = getattr(cache, "max_in_ram", 1) == 0
+    if outgoing is None or not keeps_none or cache.active_key == model_key(model, vae_path):
+        return load_model(runtime, plugin_host, model, vae_path)
+    move(outgoing, OFFLOAD_DEVICE)
+    try:
+        return load_model(runtime, plugin_host, model, vae_path)
+    except BaseException:
+        if cache.active is outgoing:  # the load failed before the switch: put it back
+            move(outgoing, cache.device)
+        raise
 
 
 @dataclass
@@ -126,6 +152,7 @@ class Txt2ImgJob:
         self.params = apply_styles(self.params, self.dirs)
         vae_path = resolve_vae(self.model.path, self.params.vae or "Automatic", self.dirs)
         networks = self._networks()  # before the model: a misspelt LoRA fails at once
+        others = self._other_models()  # a misspelt hires checkpoint or refiner, too
         context.progress(0, self.params.steps, text=f"loading {self.model.name}")
         loaded = load_model(self.runtime, self.plugin_host, self.model, vae_path)
         facts = self._facts(vae_path)
@@ -142,6 +169,7 @@ class Txt2ImgJob:
             embeddings=self._embeddings(loaded),
             networks=networks,
             preview_every=self.preview_every,
+            other_models=others,
         )
         if len(results) > 1:
             grid = image_grid([r.image for r in results], self.params.batch_size)
@@ -151,6 +179,35 @@ class Txt2ImgJob:
             last = self.dirs.own / "last-params.txt"
             last.write_text(results[-1].infotext, encoding="utf-8")
         return self.saved
+
+    def _other_models(self) -> Any:
+        """Loaders for the hires checkpoint and the refiner the request names (resolved
+        now, loaded when the run needs them), and for this job's own model."""
+        from sdtui.engine.model_switch import OtherModels, named_checkpoint
+
+        hires = named_checkpoint(self.params.hires_checkpoint) if self.params.enable_hires else None
+        refiner = named_checkpoint(self.params.refiner_checkpoint)
+        return OtherModels(
+            hires=self._checkpoint(hires) if hires else None,
+            refiner=self._checkpoint(refiner) if refiner else None,
+            reload=self._loader(self.model),
+            embeddings_for=self._embeddings,
+        )
+
+    def _checkpoint(self, query: str) -> Any:
+        """A checkpoint by any name A1111 accepts, titled as A1111's infotext names it."""
+        from sdtui.engine.model_switch import Checkpoint
+
+        choice = choose_checkpoint(self.dirs, query)
+        if choice.checkpoint is not None:
+            digest = choice.checkpoint.short_hash
+        else:
+            digest = short_hash(HashCache.for_dirs(self.dirs).sha256(choice.path))
+        return Checkpoint(f"{choice.path.stem} [{digest}]", self._loader(choice))
+
+    def _loader(self, choice: ModelChoice) -> Any:
+        vae_path = resolve_vae(choice.path, self.params.vae or "Automatic", self.dirs)
+        return lambda: switch_model(self.runtime, self.plugin_host, choice, vae_path)
 
     def _networks(self) -> dict[str, Any]:
         """The LoRA files the prompts' `<lora:name:...>` tags name, read and hashed (the

@@ -1,0 +1,198 @@
+"""One sampling pass of a txt2img run: guidance around the active model, the refiner's
+switch in the middle of it, and the sampler with progress, previews and interrupts.
+
+`PassRun` is what every pass of a run shares: the active model (`ActiveModel`), the request,
+the registries, the job context, the other checkpoints, and whether the refiner has taken
+over. `denoise_pass` samples a pass from its starting latents over its sigmas; `encode`
+gives the pass's conditioning with whichever model's prompt encoder is active, so the
+refiner can encode the prompts again when it takes over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sdtui.core.denoisers import DiscreteDenoiser
+from sdtui.core.discrete import DiscreteSchedule
+from sdtui.core.noise import ImageRNG
+from sdtui.engine.conditioning import PromptEncoder, cond_at, multicond_at
+from sdtui.engine.images import encode_images
+from sdtui.engine.model_switch import ActiveModel, Checkpoint, OtherModels, named_checkpoint
+from sdtui.engine.preview import latent_preview, preview_map
+from sdtui.engine.refiner import DEFAULT_HIRES_REFINER_PASS, RefinerCFGDenoiser
+from sdtui.engine.sampling import CFGDenoiser
+from sdtui.engine.unet import UNetModel, sdxl_time_ids
+from sdtui.params.schema import GenerationParams
+
+LATENT_CHANNELS = 4
+LATENT_FACTOR = 8
+
+# (prompt conditioning, negative conditioning) of a pass, encoded with a model's encoder
+Encode = Callable[[PromptEncoder], tuple[Any, Any]]
+
+
+def _inpainting_conditioning(model: Any, batch: int, height: int, width: int) -> torch.Tensor:
+    """A1111's txt2img conditioning for inpainting models: the whole image masked (a mask
+    of ones) over a mid-grey picture's latents."""
+    grey = torch.zeros(1, 3, height, width)  # 0.5 grey in [-1, 1]
+    latents = encode_images(model.vae, grey).float()
+    mask = torch.ones(1, 1, *latents.shape[2:])
+    return torch.cat([mask, latents], dim=1).expand(batch, -1, -1, -1)
+
+
+def _sampler_options(sampler: Any, params: GenerationParams, seeds: list[int]) -> dict[str, Any]:
+    ddim_family = getattr(sampler, "default_eta", None) == 0
+    return {
+        "eta": params.eta_ddim if ddim_family else params.eta,
+        "s_churn": params.s_churn,
+        "s_tmin": params.s_tmin,
+        "s_tmax": params.s_tmax,
+        "s_noise": params.s_noise,
+        "seed": seeds,
+    }
+
+
+@dataclass
+class PassRun:
+    """What every pass of one txt2img run shares."""
+
+    active: ActiveModel
+    params: GenerationParams
+    samplers: Any
+    schedules: Any
+    upscalers: Any
+    context: Any
+    preview_every: int
+    other: OtherModels
+    hires_refiner_pass: str
+    sdxl_crop: tuple[int, int]
+    refined: bool = False  # the refiner took over in some pass (A1111 says so from then on)
+
+    @property
+    def hires_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint of the hires pass, when the request names one."""
+        named = self.params.enable_hires and named_checkpoint(self.params.hires_checkpoint)
+        return self.other.hires if named else None
+
+    @property
+    def refiner(self) -> Checkpoint | None:
+        """The refiner, when the request names one."""
+        return self.other.refiner if named_checkpoint(self.params.refiner_checkpoint) else None
+
+    def image_params(self) -> GenerationParams:
+        """The request as it ran: the other checkpoints by A1111's short titles, and the
+        refiner only once it has taken over (A1111 writes it when it switches)."""
+        hires = self.hires_checkpoint
+        refiner = self.refiner if self.refined else None
+        return dataclasses.replace(
+            self.params,
+            hires_checkpoint=hires.title if hires is not None else None,
+            refiner_checkpoint=refiner.title if refiner is not None else None,
+        )
+
+    def extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = dict(self.active.ti_infotext())
+        hires = self.refined and self.params.enable_hires
+        if hires and self.hires_refiner_pass != DEFAULT_HIRES_REFINER_PASS:
+            extra["Hires refiner"] = self.hires_refiner_pass
+        return extra
+
+
+def pass_rng(
+    run: PassRun, seeds: list[int], subseeds: list[int], width: int, height: int
+) -> ImageRNG:
+    params = run.params
+    return ImageRNG(
+        (LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR),
+        seeds,
+        subseeds=subseeds,
+        subseed_strength=params.variation_strength,
+        seed_resize_from=(params.seed_resize_from_width, params.seed_resize_from_height),
+        source=params.rng or "CPU",
+        ensd=params.ensd or 0,
+    )
+
+
+def _guidance(
+    run: PassRun, encode: Encode, size: tuple[int, int], x: torch.Tensor, images: int
+) -> tuple[DiscreteDenoiser, Any, Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]]:
+    """The active model's denoiser, prompt conditioning and per-row extra inputs."""
+    model = run.active.model
+    cond, uncond = encode(run.active.encoder)
+    width, height = size
+    image_conditioning = None
+    if model.family.inpainting:
+        pixel_height, pixel_width = x.shape[2] * LATENT_FACTOR, x.shape[3] * LATENT_FACTOR
+        image_conditioning = _inpainting_conditioning(model, images, pixel_height, pixel_width)
+    refiner = model.family.architecture == "sdxl-refiner"
+
+    def extra_inputs(rows: torch.Tensor, is_uncond: torch.Tensor) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        if model.family.is_sdxl:
+            inputs["time_ids"] = sdxl_time_ids(
+                width, height, is_uncond, refiner=refiner, crop=run.sdxl_crop
+            )
+        if image_conditioning is not None:
+            inputs["image_conditioning"] = image_conditioning[rows]
+        return inputs
+
+    denoiser = DiscreteDenoiser(
+        UNetModel(model.unet),
+        DiscreteSchedule.stable_diffusion(),
+        model.family.prediction_type or "epsilon",
+    )
+    return denoiser, lambda step: (*multicond_at(cond, step), cond_at(uncond, step)), extra_inputs
+
+
+def denoise_pass(
+    run: PassRun,
+    sampler: Any,
+    sigmas: torch.Tensor,
+    x: torch.Tensor,
+    encode: Encode,
+    size: tuple[int, int],
+    seeds: list[int],
+    rng: ImageRNG,
+    refine: bool,
+) -> torch.Tensor:
+    """Sample one pass on the active model; `refine`: the refiner may take over."""
+    params, context, active = run.params, run.context, run.active
+    denoiser, conditions, extra_inputs = _guidance(run, encode, size, x, len(seeds))
+    scale = params.cfg_scale * getattr(sampler, "cfg_scale_multiplier", 1.0)
+    refiner = run.refiner if refine else None
+    if refiner is not None:
+
+        def to_refiner(cfg: RefinerCFGDenoiser) -> None:
+            if active.switch(refiner.load):
+                cfg.denoiser, cfg.conditions, cfg.extra_inputs = _guidance(
+                    run, encode, size, x, len(seeds)
+                )
+                run.refined = True
+
+        cfg: CFGDenoiser = RefinerCFGDenoiser(
+            denoiser, conditions, scale, extra_inputs,
+            switch_at=params.refiner_switch_at,
+            schedule=DiscreteSchedule.stable_diffusion(),
+            on_switch=to_refiner,
+        )  # fmt: skip
+    else:
+        cfg = CFGDenoiser(denoiser, conditions, scale, extra_inputs)
+
+    def callback(info: Any) -> None:
+        if context is not None:
+            context.check()
+            context.progress(info.step + 1, info.total)
+            every = run.preview_every
+            if every > 0 and (info.step + 1) % every == 0 and info.step + 1 < info.total:
+                context.preview(latent_preview(info.denoised, preview_map(active.model)))
+
+    options = _sampler_options(sampler, params, seeds)
+    if not getattr(sampler, "brownian_noise", False):
+        options["noise_sampler"] = rng.noise_sampler
+    with torch.no_grad():
+        return sampler.sample(cfg, x, sigmas, callback=callback, **options)
