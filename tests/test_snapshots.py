@@ -1,0 +1,55 @@
+"""Layout snapshots of each screen (half-block images; backend not started, so the status
+bar reads "starting"). Update after an intended change: pytest tests/test_snapshots.py
+--snapshot-update, then look at the SVGs in tests/__snapshots__/."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from sdtui.app import SdtuiApp
+from sdtui.paths import DataDirs
+from sdtui.services.backend import Backend
+
+# a fixed path: PNG Info's tree and Settings show it
+DATA = Path(tempfile.gettempdir()) / "sdtui-snapshot-data"
+SIZE = (140, 44)
+
+
+@pytest.fixture
+def app(monkeypatch) -> SdtuiApp:
+    shutil.rmtree(DATA, ignore_errors=True)
+    dirs = DataDirs.resolve(DATA)
+    dirs.create()
+    monkeypatch.setenv("SDTUI_GRAPHICS", "halfblock")
+    app = SdtuiApp(Backend(dirs, device="cpu"))
+    app.start_backend = False
+    return app
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    for widget in pilot.app.screen.query("*"):
+        if hasattr(widget, "cursor_blink"):
+            widget.cursor_blink = False  # a blinking cursor is on or off at random
+    await pilot.pause()
+
+
+def test_txt2img(snap_compare, app) -> None:
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_help(snap_compare, app) -> None:
+    assert snap_compare(app, press=["f1"], terminal_size=SIZE, run_before=settle)
+
+
+def test_pnginfo(snap_compare, app) -> None:
+    assert snap_compare(app, press=["alt+4"], terminal_size=SIZE, run_before=settle)
+
+
+def test_settings(snap_compare, app) -> None:
+    assert snap_compare(app, press=["alt+7"], terminal_size=SIZE, run_before=settle)
