@@ -241,8 +241,9 @@ def _hires_pass(
         if run.upscalers is None:
             raise ValueError(f"hires upscaler {params.hires_upscaler!r} needs the upscalers")
         upscaler = run.upscalers.get(params.hires_upscaler)
+        check = getattr(run.context, "check", None)  # interrupt between upscaler tiles
         images = [
-            resize_to(image, target.width, target.height, upscaler)
+            resize_to(image, target.width, target.height, upscaler, check=check)
             for image in decode_latents(active.model.vae, latents)
         ]
         active.switch(hires_model, networks)
