@@ -44,10 +44,10 @@ tmux new-session -d -s "$session" -x 160 -y 50 \
   "HF_HUB_OFFLINE=1 SDTUI_GRAPHICS=halfblock $sdtui --data-dir $work/data --device cpu; \
    echo sdtui-exited-\$?; sleep 30"
 wait_for 60 "the txt2img screen" screen_has "1 txt2img"
-wait_for 120 "the model to load" screen_has "tiny \["
+wait_for 180 "the checkpoint in the status bar" screen_has " tiny "
 keys() { tmux send-keys -t "$session" "$@"; sleep 0.5; }
 # like a person: look at the screen after each step before typing on
-wait_for 120 "the model load to finish" sh -c "! tmux capture-pane -p -t $session | grep -q loading"
+wait_for 180 "the model load to finish" sh -c "! tmux capture-pane -p -t $session | grep -q loading"
 keys -l "a red circle"
 wait_for 20 "the prompt typed in" screen_has " a red circle"
 # Tab from the prompt: negative prompt, checkpoint, VAE, sampler, schedule, then steps.

@@ -60,7 +60,7 @@ class Backend:
         self.runtime: Any = None
         self.status = BackendStatus()
         self._listeners: list[Listener] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._ready = threading.Event()
         self.embeddings: Any = None  # EmbeddingDatabase, kept between jobs (cheap reloads)
 
@@ -78,10 +78,11 @@ class Backend:
             listener(event)
 
     def _update(self, **changes: Any) -> None:
+        # emitted under the lock: snapshots from different threads arrive in order, so an
+        # older one (say, without the hash) never lands after a newer one
         with self._lock:
             self.status = replace(self.status, **changes)
-            status = self.status
-        self._emit(status)
+            self._emit(self.status)
 
     # -- start-up --------------------------------------------------------------------------
 
