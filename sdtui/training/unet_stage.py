@@ -1,0 +1,191 @@
+"""Stage 2: the UNet and the text encoder together, on the cached latents.
+
+    unet, text_encoder, done = train_unet(work_dir, size, seed, UNetOptions(), cache, log)
+
+Stable Diffusion's objective exactly as the samplers expect it: SD's discrete schedule
+(scaled-linear betas 0.00085..0.012, 1000 steps), x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
+at a uniform integer t, eps-prediction, the text encoder's last hidden state after its final
+norm (what sdtui feeds the UNet at clip skip 1) over captions tokenized as the prompt path
+does (BOS, text, EOS, EOS padding to 77). A share of captions is empty, so the model learns
+the unconditional prediction classifier-free guidance needs. The MSE is weighted by
+min-SNR-gamma (min(SNR, gamma) / SNR), which speeds convergence without changing the target.
+Each step draws its latents, captions, noise and timesteps from its own generator; an
+exponential moving average of both models is kept and is what gets exported.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdtui.core.discrete import alphas_cumprod_from_betas, scaled_linear_betas
+from sdtui.models.tokenizer import get_tokenizer
+from sdtui.training.default_model import ModelSize, build_models
+from sdtui.training.latent_cache import LatentCache
+from sdtui.training.shapes_dataset import ShapeSpec, caption
+from sdtui.training.train_state import (
+    LossLog,
+    learning_rate,
+    load_state,
+    same_config,
+    save_state,
+    set_learning_rate,
+    step_generator,
+    update_ema,
+)
+
+STATE_FILE = "unet-state.pt"
+
+
+@dataclass(frozen=True)
+class UNetOptions:
+    steps: int = 4000
+    batch_size: int = 32
+    lr: float = 5e-4
+    warmup: int = 100
+    uncond_share: float = 0.1
+    min_snr_gamma: float = 5.0
+    ema_decay: float = 0.998
+    save_every: int = 50
+
+    def fingerprint(self) -> dict[str, Any]:
+        values = asdict(self)
+        del values["steps"], values["save_every"]
+        return values
+
+
+def step_captions(seed: int, step: int, specs: torch.Tensor, uncond_share: float) -> list[str]:
+    """The captions of one step's samples ("" for the unconditional share)."""
+    captions = []
+    for position, indices in enumerate(specs.tolist()):
+        rng = random.Random(f"caption:{seed}:{step}:{position}")
+        empty = rng.random() < uncond_share
+        captions.append("" if empty else caption(ShapeSpec.from_indices(indices), rng))
+    return captions
+
+
+def token_ids(captions: list[str]) -> torch.Tensor:
+    tokenizer = get_tokenizer()
+    return torch.tensor([tokenizer.tokenize(text) for text in captions])
+
+
+def diffusion_loss(
+    unet: Any,
+    text_encoder: Any,
+    x0: torch.Tensor,
+    ids: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    gamma: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Min-SNR-weighted eps-prediction MSE of one batch of scaled latents."""
+    timesteps = torch.randint(0, len(alphas_cumprod), (x0.shape[0],), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    abar = alphas_cumprod[timesteps].reshape(-1, 1, 1, 1)
+    noisy = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    context = text_encoder(input_ids=ids).last_hidden_state
+    predicted = unet(noisy, timesteps, encoder_hidden_states=context).sample
+    snr = abar.flatten() / (1 - abar.flatten())
+    weights = torch.clamp(snr, max=gamma) / snr
+    per_sample = (predicted - noise).pow(2).mean(dim=(1, 2, 3))
+    return (weights * per_sample).mean()
+
+
+def train_unet(
+    work_dir: Path,
+    size: ModelSize,
+    seed: int,
+    options: UNetOptions,
+    cache: LatentCache,
+    log: LossLog,
+    stop_after: int | None = None,
+) -> tuple[torch.nn.Module, torch.nn.Module, bool]:
+    """Train (or resume) up to `options.steps` (or `stop_after`); returns the averaged UNet
+    and text encoder and whether the stage is complete."""
+    path = work_dir / STATE_FILE
+    modules = build_models(size, seed)
+    unet, text_encoder = modules["unet"], modules["text_encoder"]
+    ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
+    parameters = [*unet.parameters(), *text_encoder.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    config = {
+        "size": size.as_dict(),
+        "seed": seed,
+        "options": options.fingerprint(),
+        "scaling_factor": cache.scaling_factor,
+        "latents": len(cache.latents),
+    }
+    step = 0
+    state = load_state(path)
+    if state is not None:
+        same_config(state["config"], config, path)
+        for name, module in (
+            ("unet", unet),
+            ("text_encoder", text_encoder),
+            ("ema_unet", ema_unet),
+            ("ema_text_encoder", ema_text),
+        ):
+            module.load_state_dict(state[name])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        log.resume_at(step)
+        if step < options.steps:
+            log.say(f"resuming from step {step} ({path})")
+    alphas_cumprod = alphas_cumprod_from_betas(scaled_linear_betas()).float()
+    last = options.steps if stop_after is None else min(options.steps, stop_after)
+    unet.train()
+    text_encoder.train()
+
+    def save() -> None:
+        save_state(
+            path,
+            {
+                "config": config,
+                "step": step,
+                "unet": unet.state_dict(),
+                "text_encoder": text_encoder.state_dict(),
+                "ema_unet": ema_unet.state_dict(),
+                "ema_text_encoder": ema_text.state_dict(),
+                "optimizer": optimizer.state_dict(),
+            },
+        )
+
+    while step < last:
+        lr = learning_rate(step, options.steps, options.lr, options.warmup)
+        set_learning_rate(optimizer, lr)
+        generator = step_generator(seed, "unet", step)
+        picks = torch.randint(0, len(cache.latents), (options.batch_size,), generator=generator)
+        x0 = cache.latents[picks] * cache.scaling_factor
+        ids = token_ids(step_captions(seed, step, cache.specs[picks], options.uncond_share))
+        loss = diffusion_loss(
+            unet, text_encoder, x0, ids, alphas_cumprod, options.min_snr_gamma, generator
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        update_ema(ema_unet, unet, step, options.ema_decay)
+        update_ema(ema_text, text_encoder, step, options.ema_decay)
+        step += 1
+        log.add(step, options.steps, loss.item(), lr=lr)
+        if step % options.save_every == 0 or step == last:
+            save()
+    return ema_unet, ema_text, step >= options.steps
+
+
+def load_trained_unet(
+    work_dir: Path, size: ModelSize, seed: int
+) -> tuple[torch.nn.Module, torch.nn.Module, int]:
+    """The averaged UNet and text encoder of the last save, and its step."""
+    state = load_state(work_dir / STATE_FILE)
+    if state is None:
+        raise SystemExit(f"no UNet in {work_dir}: run the unet stage first")
+    modules = build_models(size, seed)
+    modules["unet"].load_state_dict(state["ema_unet"])
+    modules["text_encoder"].load_state_dict(state["ema_text_encoder"])
+    return modules["unet"].eval(), modules["text_encoder"].eval(), int(state["step"])
