@@ -166,3 +166,35 @@ def clashes(keymap: dict[str, str] | None = None) -> list[str]:
                 if other != spec.id:
                     problems.append(f"{key}: {other} and {spec.id}")
     return sorted(set(problems))
+
+
+def _paint_colour(number: int) -> KeySpec:
+    key = str(number % 10)
+    return KeySpec(f"paint.colour_{key}", key, f"palette({number - 1})", f"Colour {key}", False)
+
+
+# The painting canvas (img2img sketch / inpaint), active while it has focus: printable keys are
+# safe there because it is not a text field. Kept out of the groups of `clashes` until the
+# img2img screen's own keys exist.
+PAINT_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("paint.left", "left", "move(-1, 0)", "Cursor left", show=False),
+    KeySpec("paint.right", "right", "move(1, 0)", "Cursor right", show=False),
+    KeySpec("paint.up", "up", "move(0, -1)", "Cursor up", show=False),
+    KeySpec("paint.down", "down", "move(0, 1)", "Cursor down", show=False),
+    KeySpec("paint.left_far", "shift+left", "move(-8, 0)", "Cursor left x8", show=False),
+    KeySpec("paint.right_far", "shift+right", "move(8, 0)", "Cursor right x8", show=False),
+    KeySpec("paint.up_far", "shift+up", "move(0, -8)", "Cursor up x8", show=False),
+    KeySpec("paint.down_far", "shift+down", "move(0, 8)", "Cursor down x8", show=False),
+    KeySpec("paint.pen", "space", "toggle_pen", "Pen"),
+    KeySpec("paint.smaller", "left_square_bracket", "brush(-1)", "Brush -"),
+    KeySpec("paint.bigger", "right_square_bracket", "brush(1)", "Brush +"),
+    KeySpec("paint.undo", "u,ctrl+z", "undo", "Undo"),
+    KeySpec("paint.redo", "U,ctrl+y", "redo", "Redo"),
+    KeySpec("paint.eyedropper", "e", "eyedropper", "Eyedropper", show=False),
+    KeySpec("paint.rectangle", "r", "rectangle", "Rectangle"),
+    KeySpec("paint.clear", "c", "clear", "Clear", show=False),
+    KeySpec("paint.eraser", "x", "toggle_eraser", "Eraser", show=False),
+    KeySpec("paint.colour_entry", "number_sign", "colour_entry", "Colour #", show=False),
+    *(_paint_colour(number) for number in range(1, 11)),
+)
+ALL_KEYS = ALL_KEYS + PAINT_KEYS  # known to `load_keymap`, so users can remap them
