@@ -16,6 +16,8 @@ setup(
     + renamed("plugins", "sdtui_plugins")
     + renamed("config", "sdtui_config"),
     package_dir={"sdtui_plugins": "plugins", "sdtui_config": "config"},
-    package_data={"sdtui_config": ["**/*.json", "**/*.yaml", "**/*.csv", "**/*.txt"]},
+    package_data={
+        "sdtui_config": ["**/*.json", "**/*.yaml", "**/*.csv", "**/*.txt", "**/*.safetensors"]
+    },
     include_package_data=True,
 )

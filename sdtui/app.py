@@ -21,6 +21,7 @@ from textual.screen import Screen
 
 from sdtui.keymap import APP_KEYS, KEYMAP_FILE, KeymapError, bindings, clashes, load_keymap
 from sdtui.services.backend import Backend, BackendStatus
+from sdtui.widgets.cursor_blink import CursorBlinkTimeout
 from sdtui.widgets.tab_bar import A1111_TABS, Tab
 
 MEMORY_REFRESH_S = 3.0
@@ -62,9 +63,11 @@ class SdtuiApp(App[None]):
     MODES: ClassVar = dict(SCREENS)
     DEFAULT_MODE: ClassVar[str] = "txt2img"
 
-    status: reactive[BackendStatus] = reactive(BackendStatus, always_update=True)
-    job_text: reactive[str | None] = reactive(None)
-    memory_text: reactive[str | None] = reactive(None)
+    # repaint=False: the status bar watches these; an App reactive that repaints would
+    # repaint the whole screen (a full frame to the terminal) on every change
+    status: reactive[BackendStatus] = reactive(BackendStatus, always_update=True, repaint=False)
+    job_text: reactive[str | None] = reactive(None, repaint=False)
+    memory_text: reactive[str | None] = reactive(None, repaint=False)
 
     def __init__(self, backend: Backend, *, start_backend: bool = True) -> None:
         super().__init__()
@@ -73,6 +76,7 @@ class SdtuiApp(App[None]):
         self.tabs: list[Tab] = [tab for tab in A1111_TABS if tab.id in SCREENS]
         self.tab_screens: list[Any] = []
         self._keymap_problem: str | None = None
+        self.cursor_blink_timeout: CursorBlinkTimeout | None = None
         try:
             keymap = load_keymap(backend.dirs.own / KEYMAP_FILE)
             problems = clashes(keymap)
@@ -93,6 +97,7 @@ class SdtuiApp(App[None]):
         if theme and theme in self.available_themes:
             self.theme = theme
         self.set_interval(MEMORY_REFRESH_S, self._refresh_memory)
+        self.cursor_blink_timeout = CursorBlinkTimeout(self)
 
     def on_ready(self) -> None:
         # after the first frame: torch's import would hold the GIL while the UI composes
@@ -100,6 +105,8 @@ class SdtuiApp(App[None]):
             self.run_worker(self.backend.start, thread=True, name="backend start")
 
     async def on_event(self, event: events.Event) -> None:
+        if self.cursor_blink_timeout is not None and isinstance(event, _INPUT_EVENTS):
+            self.cursor_blink_timeout.activity()
         # Tab keys win over text fields: Alt+N comes from most terminals as a character
         # ("¢" for Alt+4) that a focused prompt would otherwise type (see sdtui.keymap).
         if isinstance(event, events.Key) and not event.is_forwarded:
@@ -175,6 +182,10 @@ class SdtuiApp(App[None]):
 
     def on_unmount(self) -> None:
         self.backend.shutdown()
+
+
+# what counts as the user doing something (the cursor blinks again); focus changes, too
+_INPUT_EVENTS = (events.Key, events.MouseDown, events.Paste, events.DescendantFocus)
 
 
 def _progress_text(event: Any) -> str:

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sdtui.cli.models",
     "sdtui.cli.pnginfo",
     "sdtui.cli.generate",
+    "sdtui.cli.img2img",
     "sdtui_plugins.builtin.model_families",
     "sdtui_plugins.builtin.schedules",
     "sdtui_plugins.builtin.upscalers",

@@ -22,28 +22,11 @@ import torch
 from sdtui.engine.txt2img import GeneratedImage, txt2img
 from sdtui.models.loader import load_checkpoint
 from sdtui.params.schema import GenerationParams
+from sdtui.params.validate import resolve
 from sdtui.plugins import PluginHost
 from tests.tiny_models import write_tiny_checkpoint
 
-SMALL = dict(
-    width=64,
-    height=64,
-    steps=4,
-    seed=21,
-    variation_seed=0,
-    rng="CPU",
-    eta=1.0,
-    eta_ddim=0.0,
-    s_noise=1.0,
-    s_churn=0.0,
-    s_tmin=0.0,
-    s_tmax=0.0,
-    clip_skip=1,
-    emphasis="Original",
-    ensd=0,
-    sampler="Euler",
-    tiling=False,
-)
+SMALL = dict(width=64, height=64, steps=4, seed=21, variation_seed=0, sampler="Euler")
 
 
 @cache
@@ -71,7 +54,7 @@ def generate(model: Any, **changes: Any) -> list[GeneratedImage]:
         for k in ("other_models", "context", "hires_refiner_pass", "model_facts", "networks")
         if k in changes
     }
-    params = dataclasses.replace(GenerationParams(), **{**SMALL, **changes})
+    params = resolve(dataclasses.replace(GenerationParams(), **{**SMALL, **changes}))
     host_ = host()
     return txt2img(
         model,

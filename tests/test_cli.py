@@ -11,6 +11,7 @@ import pytest
 from sdtui.cli import build_parser, main
 from sdtui.cli import install as install_module
 from sdtui.cli.options import data_dirs_from
+from sdtui.models import default_model
 from sdtui.plugins import get_host
 
 
@@ -55,8 +56,19 @@ def test_start_reports_the_data_dir_and_what_is_missing(data_dirs, capsys) -> No
     assert main(["start", "--check", "--no-device", "--data-dir", str(data_dirs.root)]) == 0
     out = capsys.readouterr().out
     assert f"data dir: {data_dirs.root}" in out
+    assert "none of yours" in out and "embedded default model" in out
     assert "put Stable Diffusion checkpoints" in out
     assert "not available yet" in out
+
+
+def test_start_without_the_embedded_model_says_where_checkpoints_go(
+    data_dirs, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr(default_model, "default_model_path", lambda: None)
+    assert main(["start", "--check", "--no-device", "--data-dir", str(data_dirs.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoints ({data_dirs.checkpoints}): 0" in out
+    assert "put Stable Diffusion checkpoints" in out and "embedded" not in out
 
 
 def test_install_keeps_the_installed_torch(monkeypatch) -> None:

@@ -126,7 +126,21 @@ def test_symlink_loop_does_not_hang(data_dirs):
 def test_missing_checkpoint_dir(tmp_path):
     from sdtui.paths import DataDirs
 
-    assert discover_checkpoints(DataDirs.resolve(tmp_path / "nothing")) == []
+    dirs = DataDirs.resolve(tmp_path / "nothing")
+    assert discover_checkpoints(dirs, embedded=False) == []
+    (shipped,) = discover_checkpoints(dirs)
+    assert shipped.embedded and shipped.name == "sdtui-shapes.safetensors"
+
+
+def test_the_embedded_model_stands_in_only_for_an_empty_folder(data_dirs):
+    (shipped,) = discover_checkpoints(data_dirs)
+    assert shipped.embedded and shipped.model_name == "sdtui-shapes"
+    assert shipped.config is not None and shipped.config.name == "sdtui-shapes.yaml"
+    _file(data_dirs.checkpoints / "mine.safetensors")
+    assert [i.name for i in discover_checkpoints(data_dirs)] == ["mine.safetensors"]
+    # an infotext's "Model: sdtui-shapes" still finds it beside the user's files
+    assert find_checkpoint(data_dirs, "sdtui-shapes").embedded
+    assert find_checkpoint(data_dirs, "mine").name == "mine.safetensors"
 
 
 # ---------------------------------------------------------------------------- find_checkpoint
@@ -218,8 +232,8 @@ def test_automatic_vae_prefers_the_file_beside_the_checkpoint(data_dirs):
 def test_walk_is_the_only_listing(monkeypatch, tree):
     """discover_* list through one walker, so the no-open guarantee covers VAEs too."""
     seen = []
-    real = discovery._walk
-    monkeypatch.setattr(discovery, "_walk", lambda top: seen.append(top) or real(top))
+    real = discovery.walk_files
+    monkeypatch.setattr(discovery, "walk_files", lambda top: seen.append(top) or real(top))
     discover_vaes(tree)
     assert seen == [tree.checkpoints, tree.vae]
     assert isinstance(HashCache.for_dirs(tree), HashCache)

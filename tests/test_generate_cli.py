@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from sdtui.cli import main
+from sdtui.models import default_model
 from sdtui.params.image_metadata import read_image_metadata
 from tests.tiny_models import write_tiny_checkpoint
 
@@ -49,7 +50,8 @@ def test_from_image_reproduces_it(data_dir, capsys, tmp_path) -> None:
     assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
 
 
-def test_bad_requests_explain_themselves(data_dirs, capsys) -> None:
+def test_bad_requests_explain_themselves(data_dirs, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(default_model, "default_model_path", lambda: None)
     root = ["--data-dir", str(data_dirs.root)]
     assert main(["generate", "--prompt", "x", *SMALL, *root]) == 2
     assert "no checkpoints in" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, ProgressBar, Static
 
+from sdtui.models import default_model
 from sdtui.params.image_metadata import read_image_metadata
 from sdtui.screens.help import HelpScreen
 from sdtui.screens.txt2img import Txt2ImgScreen
@@ -50,13 +51,14 @@ async def test_first_frame_without_the_backend(data_dirs) -> None:
         assert app.screen.job_id is None
 
 
-async def test_no_checkpoints_says_where_to_put_them(data_dirs) -> None:
+async def test_no_checkpoints_says_where_to_put_them(data_dirs, monkeypatch) -> None:
+    monkeypatch.setattr(default_model, "default_model_path", lambda: None)
     app = make_app(data_dirs)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.backend.status.phase != "starting")
         assert str(data_dirs.checkpoints) in app.backend.status.message
         bar = app.screen.query_one("StatusBar", Static)
-        assert "no checkpoints" in str(bar.render())
+        await wait_until(pilot, lambda: "no checkpoints" in str(bar.render()))
 
 
 async def test_help_lists_the_screens_bindings(data_dirs) -> None:

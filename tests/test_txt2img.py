@@ -12,6 +12,7 @@ from sdtui.engine.txt2img import ModelFacts, txt2img
 from sdtui.models.loader import load_checkpoint
 from sdtui.params.codec import params_from_infotext
 from sdtui.params.schema import GenerationParams
+from sdtui.params.validate import resolve
 from sdtui.plugins import PluginHost
 from tests.tiny_models import write_tiny_checkpoint
 
@@ -31,27 +32,12 @@ def tiny(family: str):
 
 
 def run(params: GenerationParams, family: str = "sd1", **options):
-    defaults = dict(
-        width=64,
-        height=64,
-        steps=3,
-        seed=11,
-        variation_seed=0,
-        rng="CPU",
-        eta=1.0,
-        eta_ddim=0.0,
-        s_noise=1.0,
-        s_churn=0.0,
-        s_tmin=0.0,
-        s_tmax=0.0,
-        clip_skip=1,
-        emphasis="Original",
-        ensd=0,
-    )
-    values = {
-        k: v for k, v in defaults.items() if getattr(params, k) == getattr(GenerationParams(), k)
-    }
-    params = dataclasses.replace(params, **values)
+    """txt2img at 64 px, 3 steps, seed 11 unless `params` set them; the rest resolved from
+    the settings' defaults as every request is."""
+    small = dict(width=64, height=64, steps=3, seed=11, variation_seed=0)
+    unset = GenerationParams()
+    changes = {k: v for k, v in small.items() if getattr(params, k) == getattr(unset, k)}
+    params = resolve(dataclasses.replace(params, **changes))
     return txt2img(
         tiny(family), params, samplers=host().samplers, schedules=host().schedules, **options
     )

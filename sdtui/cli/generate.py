@@ -11,21 +11,40 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sdtui import hookimpl
 from sdtui.cli.options import data_dirs_from
-from sdtui.params.schema import PARAMS, GenerationParams, cli_flag, spec, value_type
+from sdtui.params.schema import (
+    IMG2IMG,
+    INPAINT,
+    PARAMS,
+    GenerationParams,
+    cli_flag,
+    spec,
+    value_type,
+)
 
 SKIPPED_FIELDS = ("model",)  # --model takes a name or a path, handled below
 
 
-def add_schema_flags(parser: argparse.ArgumentParser) -> None:
+def txt2img_field(name: str) -> bool:
+    """The fields txt2img uses (img2img's and inpainting's are left out)."""
+    return spec(name).section not in (IMG2IMG, INPAINT)
+
+
+def add_schema_flags(
+    parser: argparse.ArgumentParser,
+    include: Callable[[str], bool] = txt2img_field,
+    defaults: GenerationParams | None = None,
+) -> None:
+    """A flag for every schema field `include` accepts, its help showing `defaults`'."""
     group = parser.add_argument_group("generation parameters (defaults as in A1111's UI)")
-    defaults = GenerationParams()
+    defaults = defaults or GenerationParams()
     for name in PARAMS:
-        if name in SKIPPED_FIELDS:
+        if name in SKIPPED_FIELDS or not include(name):
             continue
         field_spec, kind = spec(name), value_type(name)
         default = getattr(defaults, name)
@@ -39,10 +58,12 @@ def add_schema_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(cli_flag(name), type=kind, metavar=kind.__name__.upper(), help=text)
 
 
-def params_from_arguments(args: argparse.Namespace) -> GenerationParams:
+def params_from_arguments(
+    args: argparse.Namespace, base: GenerationParams | None = None
+) -> GenerationParams:
     from sdtui.params.codec import params_from_infotext
 
-    params = GenerationParams()
+    params = base or GenerationParams()
     infotext = getattr(args, "infotext", None)
     if getattr(args, "from_image", None):
         from sdtui.params.image_metadata import read_image_metadata
@@ -58,6 +79,16 @@ def params_from_arguments(args: argparse.Namespace) -> GenerationParams:
         if name not in SKIPPED_FIELDS and value is not None:
             overrides[name] = tuple(value) if value_type(name) is tuple else value
     return dataclasses.replace(params, **overrides)
+
+
+def sized_for(path: Path, params: GenerationParams, args: argparse.Namespace) -> GenerationParams:
+    """Without a size from the command line or an infotext, the checkpoint's training
+    resolution (128 for the default model, 1024 for SDXL) instead of 512."""
+    from sdtui.models.default_model import native_size
+
+    given = (args.width, args.height, args.infotext, args.from_image)
+    size = None if any(value is not None for value in given) else native_size(path)
+    return dataclasses.replace(params, width=size, height=size) if size else params
 
 
 class GenerateCommand:
@@ -78,27 +109,10 @@ class GenerateCommand:
         add_schema_flags(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from sdtui.models.checkpoint_file import CheckpointError
-        from sdtui.models.discovery import ModelNotFoundError
-        from sdtui.params.validate import ParameterError
-        from sdtui.registry import UnknownNameError
-
-        try:
-            return self._run(args)
-        except (
-            ParameterError,
-            ModelNotFoundError,
-            CheckpointError,
-            UnknownNameError,
-            ValueError,
-        ) as error:
-            print(f"sdtui generate: {error}", file=sys.stderr)
-            return 2
+        return reporting_errors(self.name, self._run, args)
 
     def _run(self, args: argparse.Namespace) -> int:
         from sdtui.plugins import get_host
-        from sdtui.runtime import Runtime
-        from sdtui.runtime.jobs import Failed, Finished, Interrupted, Progress
         from sdtui.services.generation import Txt2ImgJob, choose_checkpoint
         from sdtui.services.requests import prepare_txt2img
         from sdtui.services.settings import Settings
@@ -109,43 +123,82 @@ class GenerateCommand:
         settings = Settings.load(dirs)
         for warning in settings.warnings:
             print(f"sdtui generate: {warning}", file=sys.stderr)
+        model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
         params = prepare_txt2img(
-            params_from_arguments(args),
+            sized_for(model.path, params_from_arguments(args), args),
             host,
             legacy_schedule=args.schedule is None,
             settings=settings.generation_defaults(),
         )
-        model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
-        runtime = Runtime.start(device=args.device, precision=args.precision, plugin_host=host)
-        runtime.jobs.add_listener(
-            lambda event: (
-                isinstance(event, Progress)
-                and print(
-                    f"\r{event.text or ''} step {event.step}/{event.total}", end="", file=sys.stderr
-                )
+        naming = settings.output_naming("txt2img")
+        return run_job(
+            args,
+            host,
+            lambda runtime: Txt2ImgJob(
+                runtime, host, dirs, params, model, out_dir=args.out, naming=naming
+            ),
+            "txt2img",
+        )
+
+
+def reporting_errors(
+    command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace
+) -> int:
+    """`run(args)`, a request's errors printed as `sdtui <command>: ...` with exit code 2."""
+    from sdtui.models.checkpoint_file import CheckpointError
+    from sdtui.models.discovery import ModelNotFoundError
+    from sdtui.params.validate import ParameterError
+    from sdtui.registry import UnknownNameError
+
+    try:
+        return run(args)
+    except (
+        ParameterError,
+        ModelNotFoundError,
+        CheckpointError,
+        UnknownNameError,
+        ValueError,
+    ) as error:
+        print(f"sdtui {command}: {error}", file=sys.stderr)
+        return 2
+
+
+def run_job(args: argparse.Namespace, host: Any, make_job: Callable[[Any], Any], kind: str) -> int:
+    """Start the runtime, run the job `make_job(runtime)` with progress on stderr, print the
+    paths it saved (and the images with --show); exit code 1 when it failed."""
+    from sdtui.runtime import Runtime
+    from sdtui.runtime.jobs import Failed, Finished, Interrupted, Progress
+
+    runtime = Runtime.start(device=args.device, precision=args.precision, plugin_host=host)
+    runtime.jobs.add_listener(
+        lambda event: (
+            isinstance(event, Progress)
+            and print(
+                f"\r{event.text or ''} step {event.step}/{event.total}", end="", file=sys.stderr
             )
         )
-        naming = settings.output_naming("txt2img")
-        job = Txt2ImgJob(runtime, host, dirs, params, model, out_dir=args.out, naming=naming)
-        handle = runtime.jobs.submit(job, name="txt2img", kind="txt2img")
-        try:
-            final = handle.wait()
-        except KeyboardInterrupt:
-            runtime.jobs.interrupt()
-            final = handle.wait()
-        finally:
-            runtime.shutdown()
-        print(file=sys.stderr)
-        for saved in job.saved:
-            print(saved.path, flush=True)
-            if getattr(args, "show", False):
-                from sdtui.cli.show import show_image
+    )
+    job = make_job(runtime)
+    handle = runtime.jobs.submit(job, name=kind, kind=kind)
+    try:
+        final = handle.wait()
+    except KeyboardInterrupt:
+        runtime.jobs.interrupt()
+        final = handle.wait()
+    finally:
+        runtime.shutdown()
+    print(file=sys.stderr)
+    for saved in job.saved:
+        print(saved.path, flush=True)
+        if getattr(args, "show", False):
+            from sdtui.cli.show import show_image
 
-                show_image(Path(saved.path))
-        if isinstance(final, Failed):
-            print(f"sdtui generate: {final.error_message}", file=sys.stderr)
-            return 1
-        return 0 if isinstance(final, Finished | Interrupted) else 1
+            show_image(Path(saved.path))
+    if isinstance(final, Failed):
+        command = getattr(args, "command", None) or kind
+        print(f"sdtui {command}: {final.error_message}", file=sys.stderr)
+        return 1
+    return 0 if isinstance(final, Finished | Interrupted) else 1
 
 
 @hookimpl

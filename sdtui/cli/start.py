@@ -13,10 +13,7 @@ from sdtui.cli.options import data_dirs_from
 from sdtui.paths import DataDirs
 from sdtui.plugins import get_host
 
-MISSING = (
-    "the img2img, Extras, Checkpoint Merger and Train tabs",
-    "no embedded default model yet: bring your own checkpoint",
-)
+MISSING = ("the img2img, Extras, Checkpoint Merger and Train tabs",)
 
 
 class StartCommand:
@@ -89,7 +86,12 @@ def describe_data_dir(dirs: DataDirs) -> str:
 
     checkpoints = discover_checkpoints(dirs)
     lines = [f"data dir: {dirs.root}", f"checkpoints ({dirs.checkpoints}): {len(checkpoints)}"]
-    lines += [f"  {checkpoint.name}" for checkpoint in checkpoints[:20]]
+    if checkpoints and checkpoints[0].embedded:
+        lines[-1] = f"checkpoints ({dirs.checkpoints}): none of yours"
+        lines.append(f"  using sdtui's embedded default model: {checkpoints[0].path}")
+        checkpoints = []
+    else:
+        lines += [f"  {checkpoint.name}" for checkpoint in checkpoints[:20]]
     if len(checkpoints) > 20:
         lines.append(f"  ... and {len(checkpoints) - 20} more (`sdtui models` lists all)")
     if not checkpoints:

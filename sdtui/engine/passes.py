@@ -1,5 +1,5 @@
-"""One sampling pass of a txt2img run: guidance around the active model, the refiner's
-switch in the middle of it, and the sampler with progress, previews and interrupts.
+"""One sampling pass of a txt2img or img2img run: guidance around the active model, the
+refiner's switch in the middle of it, and the sampler with progress, previews and interrupts.
 
 `PassRun` is what every pass of a run shares: the active model (`ActiveModel`), the request,
 the registries, the job context, the other checkpoints, and whether the refiner has taken
@@ -34,6 +34,11 @@ LATENT_FACTOR = 8
 
 # (prompt conditioning, negative conditioning) of a pass, encoded with a model's encoder
 Encode = Callable[[PromptEncoder], tuple[Any, Any]]
+# an inpainting model's image conditioning: (model, images, pixel height, pixel width) ->
+# [images, 1 + latent channels, height / 8, width / 8], the mask before the image latents
+ImageConditioning = Callable[[Any, int, int, int], torch.Tensor]
+# wraps the guided denoiser before sampling: wrap(cfg, sampler) (img2img's latent mask)
+WrapDenoiser = Callable[[Any, Any], Any]
 
 
 def _inpainting_conditioning(model: Any, batch: int, height: int, width: int) -> torch.Tensor:
@@ -59,7 +64,7 @@ def _sampler_options(sampler: Any, params: GenerationParams, seeds: list[int]) -
 
 @dataclass
 class PassRun:
-    """What every pass of one txt2img run shares."""
+    """What every pass of one generation run shares."""
 
     active: ActiveModel
     params: GenerationParams
@@ -115,11 +120,17 @@ def pass_rng(
         seed_resize_from=(params.seed_resize_from_width, params.seed_resize_from_height),
         source=params.rng or "CPU",
         ensd=params.ensd or 0,
+        device=getattr(run.active.model, "device", "cpu"),  # the sampler runs where the UNet is
     )
 
 
 def _guidance(
-    run: PassRun, encode: Encode, size: tuple[int, int], x: torch.Tensor, images: int
+    run: PassRun,
+    encode: Encode,
+    size: tuple[int, int],
+    x: torch.Tensor,
+    images: int,
+    conditioning: ImageConditioning | None = None,
 ) -> tuple[DiscreteDenoiser, Any, Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]]:
     """The active model's denoiser, prompt conditioning and per-row extra inputs."""
     model = run.active.model
@@ -128,7 +139,8 @@ def _guidance(
     image_conditioning = None
     if model.family.inpainting:
         pixel_height, pixel_width = x.shape[2] * LATENT_FACTOR, x.shape[3] * LATENT_FACTOR
-        image_conditioning = _inpainting_conditioning(model, images, pixel_height, pixel_width)
+        make = conditioning or _inpainting_conditioning
+        image_conditioning = make(model, images, pixel_height, pixel_width)
     refiner = model.family.architecture == "sdxl-refiner"
 
     def extra_inputs(rows: torch.Tensor, is_uncond: torch.Tensor) -> dict[str, Any]:
@@ -159,10 +171,15 @@ def denoise_pass(
     seeds: list[int],
     rng: ImageRNG,
     refine: bool,
+    *,
+    conditioning: ImageConditioning | None = None,
+    wrap: WrapDenoiser | None = None,
 ) -> torch.Tensor:
-    """Sample one pass on the active model; `refine`: the refiner may take over."""
+    """Sample one pass on the active model; `refine`: the refiner may take over.
+    `conditioning`: an inpainting model's image conditioning (default: txt2img's, the whole
+    image masked); `wrap`: changes the guided denoiser the sampler calls (img2img's mask)."""
     params, context, active = run.params, run.context, run.active
-    denoiser, conditions, extra_inputs = _guidance(run, encode, size, x, len(seeds))
+    denoiser, conditions, extra_inputs = _guidance(run, encode, size, x, len(seeds), conditioning)
     scale = params.cfg_scale * getattr(sampler, "cfg_scale_multiplier", 1.0)
     refiner = run.refiner if refine else None
     if refiner is not None:
@@ -170,7 +187,7 @@ def denoise_pass(
         def to_refiner(cfg: RefinerCFGDenoiser) -> None:
             if active.switch(refiner.load):
                 cfg.denoiser, cfg.conditions, cfg.extra_inputs = _guidance(
-                    run, encode, size, x, len(seeds)
+                    run, encode, size, x, len(seeds), conditioning
                 )
                 run.refined = True
 
@@ -194,5 +211,6 @@ def denoise_pass(
     options = _sampler_options(sampler, params, seeds)
     if not getattr(sampler, "brownian_noise", False):
         options["noise_sampler"] = rng.noise_sampler
+    model = wrap(cfg, sampler) if wrap is not None else cfg
     with torch.no_grad():
-        return sampler.sample(cfg, x, sigmas, callback=callback, **options)
+        return sampler.sample(model, x, sigmas, callback=callback, **options)

@@ -28,21 +28,21 @@ class UNetModel:
         image_conditioning: torch.Tensor | None = None,
     ) -> torch.Tensor:
         parameter = next(self.unet.parameters())
-        if image_conditioning is not None:
-            x = torch.cat([x, image_conditioning.to(x)], dim=1)
+        device, dtype = parameter.device, parameter.dtype
+        inputs = x if image_conditioning is None else torch.cat([x, image_conditioning.to(x)], 1)
         kwargs: dict[str, Any] = {}
         if pooled is not None:
             kwargs["added_cond_kwargs"] = {
-                "text_embeds": pooled.to(parameter.dtype),
-                "time_ids": time_ids.to(parameter.device, parameter.dtype),
+                "text_embeds": pooled.to(device, dtype),
+                "time_ids": time_ids.to(device, dtype),
             }
         out = self.unet(
-            x.to(parameter.dtype),
-            t.to(parameter.device),
-            encoder_hidden_states=context.to(parameter.dtype),
+            inputs.to(device, dtype),
+            t.to(device),
+            encoder_hidden_states=context.to(device, dtype),
             **kwargs,
         ).sample
-        return out.to(x.dtype)
+        return out.to(x.device, x.dtype)  # latents may live elsewhere than the weights
 
 
 def sdxl_time_ids(

@@ -83,8 +83,21 @@ def truncate(latents: torch.Tensor, target: HiresTarget) -> torch.Tensor:
     return latents[:, :, ty // 2 : height - (ty + 1) // 2, tx // 2 : width - (tx + 1) // 2]
 
 
-def img2img_steps(steps: int, denoising_strength: float) -> tuple[int, int]:
-    """A1111's setup_img2img_steps for a pass with explicit steps (hires fix): build a
-    schedule of steps / strength and run its last `steps` (returns total, t_enc)."""
-    total = int(steps / min(denoising_strength, 0.999)) if denoising_strength > 0 else 0
-    return total, steps - 1
+def img2img_steps(steps: int, denoising_strength: float, fix_steps: bool = True) -> tuple[int, int]:
+    """A1111's setup_img2img_steps (returns the schedule's length and t_enc). With explicit
+    steps (hires fix) or "img2img_fix_steps": build a schedule of steps / strength and run
+    its last `steps`; otherwise (img2img) a schedule of `steps` of which about
+    strength x steps run."""
+    strength = min(denoising_strength, 0.999)
+    if fix_steps:
+        return (int(steps / strength) if denoising_strength > 0 else 0), steps - 1
+    return steps, int(strength * steps)
+
+
+def img2img_sigmas(sampler: Any, sigmas: torch.Tensor, total: int, t_enc: int) -> torch.Tensor:
+    """The tail of a `total`-step schedule an img2img pass runs: t_enc + 1 steps from
+    sigmas[total - t_enc - 1] (A1111's k-diffusion samplers), or the last t_enc steps of a
+    timestep sampler's schedule (DDIM, PLMS, UniPC: A1111's timesteps[:t_enc])."""
+    if getattr(sampler, "timestep_sampler", False):
+        return sigmas[-(t_enc + 1) :]
+    return sigmas[total - t_enc - 1 :]

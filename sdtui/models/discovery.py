@@ -27,7 +27,7 @@ class ModelNotFoundError(LookupError):
     """A checkpoint or VAE name that matches nothing; the message lists the known names."""
 
 
-def _walk(top: Path) -> Iterator[Path]:
+def walk_files(top: Path) -> Iterator[Path]:
     """Files under `top`, recursively, following links once, skipping hidden dirs and files."""
     seen: set[str] = set()
     for root, dirs, files in os.walk(top, followlinks=True):
@@ -62,6 +62,7 @@ class CheckpointInfo:
     name: str  # relative to the checkpoint dir, with extension, '/'-separated (A1111's name)
     config: Path | None = None  # an A1111-style `<stem>.yaml` beside the file
     cache: HashCache | None = field(default=None, repr=False)
+    embedded: bool = False  # sdtui's shipped default model, not a file of the user's
 
     @property
     def stem(self) -> str:
@@ -109,18 +110,22 @@ def _is_checkpoint(name: str) -> bool:
     return lower.endswith(CHECKPOINT_EXTENSIONS) and not lower.endswith(VAE_SUFFIXES)
 
 
-def discover_checkpoints(dirs: DataDirs, cache: HashCache | None = None) -> list[CheckpointInfo]:
-    """Checkpoints under the checkpoint dir, sorted case-insensitively by name.
+def discover_checkpoints(
+    dirs: DataDirs, cache: HashCache | None = None, *, embedded: bool = True
+) -> list[CheckpointInfo]:
+    """Checkpoints under the checkpoint dir, sorted case-insensitively by name; where there
+    are none, the embedded default model (`sdtui.models.default_model`) unless `embedded` is
+    False.
 
     `.vae.ckpt` / `.vae.safetensors` files are VAEs, not checkpoints (as in A1111). No file is
     opened; hashes come later, lazily, through `cache` (default: the data dir's HashCache).
     """
     top = dirs.checkpoints
-    if not top.is_dir():
-        return []
     cache = cache if cache is not None else HashCache.for_dirs(dirs)
+    if not top.is_dir():
+        return _embedded(cache) if embedded else []
     found: list[CheckpointInfo] = []
-    files = list(_walk(top))
+    files = list(walk_files(top))
     present = {str(p) for p in files}
     for path in files:
         if not _is_checkpoint(path.name):
@@ -130,7 +135,18 @@ def discover_checkpoints(dirs: DataDirs, cache: HashCache | None = None) -> list
         config = yaml if str(yaml) in present else None
         found.append(CheckpointInfo(path=path, name=name, config=config, cache=cache))
     found.sort(key=lambda info: (info.name.lower(), info.name))
-    return found
+    return found or (_embedded(cache) if embedded else [])
+
+
+def _embedded(cache: HashCache | None) -> list[CheckpointInfo]:
+    """The shipped default model as a checkpoint (none where it was left out)."""
+    from sdtui.models.default_model import default_model_path
+
+    path = default_model_path()
+    if path is None:
+        return []
+    yaml = path.with_suffix(".yaml")
+    return [CheckpointInfo(path, path.name, yaml if yaml.is_file() else None, cache, embedded=True)]
 
 
 _HASH_QUERY = re.compile(r"(?:[0-9a-f]{8}|[0-9a-f]{10}|[0-9a-f]{64})")
@@ -187,17 +203,24 @@ def find_checkpoint(
     infos = checkpoints if checkpoints is not None else discover_checkpoints(dirs)
     query = query.strip()
     if query:
-        found = _match_by_name(infos, query) or _match_by_hash(infos, query, compute_hashes)
+        cache = infos[0].cache if infos else None
+        embedded = [] if any(info.embedded for info in infos) else _embedded(cache)
+        found = (
+            _match_by_name(infos, query)
+            or _match_by_hash(infos, query, compute_hashes)
+            or _match_by_name(embedded, query)  # "Model: sdtui-shapes" with other files present
+        )
         if found is None:
             bare = _TRAILING_HASH.sub("", query).lower()
             partial = [info for info in infos if bare in info.name.lower()]
             found = min(partial, key=lambda info: len(info.name)) if partial else None
         if found is not None:
             return found
-    names = [info.name for info in infos]
-    raise ModelNotFoundError(
-        f"no checkpoint matches {query!r}; known checkpoints: {_listing([dirs.checkpoints], names)}"
-    )
+    names = [info.name for info in infos if not info.embedded]
+    known = _listing([dirs.checkpoints], names)
+    if len(names) < len(infos):
+        known += f"; sdtui's default model: {infos[-1].name}"
+    raise ModelNotFoundError(f"no checkpoint matches {query!r}; known checkpoints: {known}")
 
 
 # ---------------------------------------------------------------------------- VAEs
@@ -211,11 +234,11 @@ def discover_vaes(dirs: DataDirs) -> dict[str, Path]:
     """
     found: dict[str, Path] = {}
     if dirs.checkpoints.is_dir():
-        for path in _walk(dirs.checkpoints):
+        for path in walk_files(dirs.checkpoints):
             if path.name.lower().endswith(VAE_SUFFIXES):
                 found[path.name] = path
     if dirs.vae.is_dir():
-        for path in _walk(dirs.vae):
+        for path in walk_files(dirs.vae):
             if path.name.lower().endswith(VAE_EXTENSIONS):
                 found[path.name] = path
     return dict(sorted(found.items(), key=lambda item: natural_key(item[0])))

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdtui.params.infotext import join_infotext, order_keys, parse_infotext, split_size
-from sdtui.params.schema import PARAMS, UNSET_DEFAULT, GenerationParams, spec, value_type
+from sdtui.params.schema import (
+    INPAINT_AREAS,
+    MASK_MODES,
+    PARAMS,
+    UNSET_DEFAULT,
+    GenerationParams,
+    spec,
+    value_type,
+)
 
 # Schedule labels a legacy sampler name may end with ("DPM++ 2M Karras").
 LEGACY_SCHEDULE_SUFFIXES = (
@@ -30,7 +38,9 @@ LEGACY_SCHEDULE_SUFFIXES = (
 EXTRA_ORDER = (
     "Hires checkpoint", "Hires sampler", "Hires prompt", "Hires negative prompt",
     "Hires schedule type", "Hires upscale", "Hires resize", "Hires steps", "Hires upscaler",
-    "Refiner", "Refiner switch at", "Lora hashes", "TI hashes", "Emphasis", "Eta", "Eta DDIM",
+    "Refiner", "Refiner switch at", "Mask mode", "Mask blur", "Inpaint area",
+    "Masked area padding", "Masked content", "Lora hashes", "TI hashes", "Emphasis",
+    "Noise multiplier", "Eta", "Eta DDIM",
     "Sigma churn", "Sigma tmin", "Sigma tmax", "Sigma noise", "Schedule min sigma",
     "Schedule max sigma", "Schedule rho",
 )  # fmt: skip
@@ -62,6 +72,10 @@ class RunFacts:
     uses_eta_ddim: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. Lora hashes
     version: str | None = None
+    img2img: bool = False  # an img2img run ("Denoising strength", "Noise multiplier")
+    masked: bool = False  # an inpainting mask was given
+    mask_dropped: bool = False  # Only masked found nothing to repaint: plain img2img ran
+    inpainting_conditioning: bool = False  # an inpainting model saw the masked image
 
 
 def _unless_default(name: str, value: Any) -> Any:
@@ -97,6 +111,30 @@ def _hires_values(params: GenerationParams) -> dict[str, Any]:
     return values
 
 
+def _img2img_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]:
+    """A1111's img2img keys: the mask's only when one was given, each only away from its
+    default (except "Denoising strength", always written)."""
+    if not facts.img2img:
+        return {}
+    kept = facts.masked and not facts.mask_dropped
+    only_masked = kept and params.inpaint_area != INPAINT_AREAS[0]
+    weight = params.inpainting_mask_weight if facts.inpainting_conditioning else None
+    inverted = facts.masked and params.mask_mode != MASK_MODES[0]
+    filled = kept and params.inpainting_fill != "original"
+    return {
+        "Denoising strength": params.denoising_strength,
+        "Conditional mask weight": weight,
+        "Mask mode": params.mask_mode if inverted else None,
+        "Mask blur": params.mask_blur if facts.masked and params.mask_blur > 0 else None,
+        "Inpaint area": params.inpaint_area if only_masked else None,
+        "Masked area padding": params.inpaint_full_res_padding if only_masked else None,
+        "Masked content": params.inpainting_fill if filled else None,
+        "Noise multiplier": _unless_default(
+            "initial_noise_multiplier", params.initial_noise_multiplier
+        ),
+    }
+
+
 def infotext_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]:
     """The ordered `key -> value` pairs A1111 would write for this image."""
     varied = params.variation_strength > 0
@@ -122,6 +160,7 @@ def infotext_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]
         "RNG": _unless_default("rng", params.rng),
         "Tiling": "True" if params.tiling else None,
         **_hires_values(params),
+        **_img2img_values(params, facts),
         "Refiner": params.refiner_checkpoint,
         "Refiner switch at": params.refiner_switch_at if params.refiner_checkpoint else None,
         "Emphasis": _unless_default("emphasis", params.emphasis),

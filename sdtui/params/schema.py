@@ -54,6 +54,13 @@ HIRES = "hires"
 REFINER = "refiner"
 MODEL = "model"
 ADVANCED = "sampler parameters"
+IMG2IMG = "img2img"  # img2img only: the txt2img form and `sdtui generate` leave these out
+INPAINT = "inpaint"  # img2img with a mask only
+
+RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resize (latent upscale)")
+MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")
+INPAINT_AREAS = ("Whole picture", "Only masked")
+MASK_MODES = ("Inpaint masked", "Inpaint not masked")
 
 
 @dataclass(frozen=True)
@@ -573,11 +580,126 @@ class GenerationParams:
             a1111_default=False,
         ),
     )
+    # -- img2img and inpainting (A1111's img2img tab; "Denoising strength" is the field above,
+    # A1111's one key for both: its default is 0.7 for hires fix, 0.75 in img2img, see
+    # IMG2IMG_DEFAULTS) ------------------------------------------------------------------------
+    resize_mode: str = param(
+        "Just resize",
+        Spec(
+            "Resize mode",
+            "How the input becomes width x height: stretch, crop the overflow, fill the "
+            "borders from the image's edges, or stretch the latents.",
+            IMG2IMG,
+            choices=RESIZE_MODES,
+        ),
+    )
+    img2img_fix_steps: bool | None = param(
+        None,
+        Spec(
+            "Do exactly the steps given",
+            "Off (A1111): at denoising strength d only about d x steps run; on: steps / d "
+            "are planned and exactly `steps` run.",
+            IMG2IMG,
+            setting="img2img_fix_steps",
+        ),
+    )
+    initial_noise_multiplier: float | None = param(
+        None,
+        Spec(
+            "Noise multiplier for img2img",
+            "Scales the noise added to the input's latents.",
+            IMG2IMG,
+            infotext="Noise multiplier",
+            minimum=0.0,
+            maximum=1.5,
+            step=0.001,
+            setting="initial_noise_multiplier",
+            a1111_default=1.0,
+        ),
+    )
+    mask_blur: int = param(
+        4,
+        Spec(
+            "Mask blur",
+            "Gaussian blur of the mask's edge, in pixels.",
+            INPAINT,
+            infotext="Mask blur",
+            minimum=0,
+            maximum=64,
+            step=1,
+        ),
+    )
+    mask_mode: str = param(
+        "Inpaint masked",
+        Spec(
+            "Mask mode",
+            "Repaint the masked (white) area, or everything else.",
+            INPAINT,
+            infotext="Mask mode",
+            choices=MASK_MODES,
+        ),
+    )
+    inpainting_fill: str = param(
+        "original",
+        Spec(
+            "Masked content",
+            "What the masked area starts from: the image blurred in from around it, the "
+            "image, noise, or nothing.",
+            INPAINT,
+            infotext="Masked content",
+            choices=MASKED_CONTENT,
+        ),
+    )
+    inpaint_area: str = param(
+        "Whole picture",
+        Spec(
+            "Inpaint area",
+            "Only masked: repaint a crop around the mask at full size, then paste it back.",
+            INPAINT,
+            infotext="Inpaint area",
+            choices=INPAINT_AREAS,
+        ),
+    )
+    inpaint_full_res_padding: int = param(
+        32,
+        Spec(
+            "Only masked padding, pixels",
+            "Context kept around the mask's box with Only masked.",
+            INPAINT,
+            infotext="Masked area padding",
+            minimum=0,
+            maximum=256,
+            step=4,
+        ),
+    )
+    inpainting_mask_weight: float | None = param(
+        None,
+        Spec(
+            "Inpainting conditioning mask strength",
+            "How much of the masked image an inpainting model sees (1: masked out).",
+            INPAINT,
+            infotext="Conditional mask weight",  # written whenever an inpainting model runs
+            minimum=0.0,
+            maximum=1.0,
+            step=0.01,
+            setting="inpainting_mask_weight",
+            a1111_default=1.0,  # what a missing key means
+        ),
+    )
 
 
 PARAMS: dict[str, dataclasses.Field[Any]] = {
     f.name: f for f in dataclasses.fields(GenerationParams)
 }
+
+
+# img2img's own defaults where A1111's img2img tab differs from txt2img's
+IMG2IMG_DEFAULTS: dict[str, Any] = {"denoising_strength": 0.75}
+
+
+def img2img_defaults() -> GenerationParams:
+    """A request with A1111's img2img defaults."""
+    return dataclasses.replace(GenerationParams(), **IMG2IMG_DEFAULTS)
 
 
 def spec(name: str) -> Spec:

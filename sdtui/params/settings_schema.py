@@ -26,12 +26,15 @@ SAVING = "Saving images"
 PATHS = "Paths for saving"
 STABLE_DIFFUSION = "Stable Diffusion"
 VAE = "VAE"
+IMG2IMG = "img2img"
 SAMPLER = "Sampler parameters"
 PREVIEWS = "Live previews"
 UPSCALING = "Upscaling"
 FACES = "Face restoration"
 UI = "User interface"
-SECTIONS = (SAVING, PATHS, STABLE_DIFFUSION, VAE, SAMPLER, PREVIEWS, UPSCALING, FACES, UI)
+SECTIONS = (
+    SAVING, PATHS, STABLE_DIFFUSION, VAE, IMG2IMG, SAMPLER, PREVIEWS, UPSCALING, FACES, UI
+)  # fmt: skip
 
 IMAGE_FORMATS = ("png", "jpg", "webp")
 GRAPHICS_MODES = ("auto", "kitty", "sixel", "halfblock")  # sdtui.widgets.graphics's
@@ -210,6 +213,18 @@ _SPECS: tuple[SettingSpec, ...] = (
         "Automatic: the checkpoint's own name.vae.* if there is one, else the baked-in VAE; "
         "None: the baked-in VAE.",
     ),
+    # -- img2img ---------------------------------------------------------------------------
+    _param(
+        "inpainting_mask_weight", IMG2IMG, None,
+        "How much of the masked image an inpainting model is shown (1: the masked area is "
+        "blanked out; 0: the whole image).",
+    ),
+    _param("initial_noise_multiplier", IMG2IMG),
+    _param(
+        "img2img_fix_steps", IMG2IMG,
+        "With img2img, do exactly the amount of steps the slider specifies",
+        "Normally fewer steps run at low denoising strength.",
+    ),
     # -- sampler parameters ----------------------------------------------------------------
     _param("eta_ddim", SAMPLER),
     _param("eta", SAMPLER, "Eta for ancestral samplers"),
@@ -248,7 +263,7 @@ _SPECS: tuple[SettingSpec, ...] = (
     _setting(
         "upscaler_for_img2img", "Upscaler for img2img", UPSCALING, None,
         "Resizes the init image when img2img enlarges it; unset: Lanczos.",
-        kind=str, optional=True, choices="upscalers", used=False,
+        kind=str, optional=True, choices="upscalers",
     ),
     # -- face restoration ------------------------------------------------------------------
     _setting(

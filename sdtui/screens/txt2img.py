@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.lazy import Lazy
+from textual.widget import Widget
 from textual.widgets import Button, Collapsible, ProgressBar, Static
 
 from sdtui.keymap import TXT2IMG_KEYS, bindings
@@ -87,6 +89,12 @@ PROMPT_FIELDS = ("prompt", "negative_prompt")
 HIRES_PROMPT_FIELDS = ("hires_prompt", "hires_negative_prompt")
 
 
+def _lazy(form: Widget, collapsed: bool) -> Widget:
+    """A collapsed group's form is mounted just after the first frame (about half the
+    screen's widgets: the first paint comes sooner); `ParamForm` works before that."""
+    return Lazy(form) if collapsed else form
+
+
 class Txt2ImgScreen(PromptTools, ResultActions):
     TAB_ID = "txt2img"
     BINDINGS: ClassVar = bindings(TXT2IMG_KEYS)
@@ -111,6 +119,9 @@ class Txt2ImgScreen(PromptTools, ResultActions):
         self.load_jobs: set[int] = set()  # model loads queued by the backend
         self.forever = False
         self.last_seed: int | None = None
+        # the size the form was last given for a checkpoint; it follows the next checkpoint's
+        # native size while the user has not changed it
+        self.auto_size = (self.defaults.width, self.defaults.height)
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -127,13 +138,13 @@ class Txt2ImgScreen(PromptTools, ResultActions):
                     self.forms.append(form)
                     if title:
                         with Collapsible(title=title, collapsed=collapsed, classes="group"):
-                            yield form
+                            yield _lazy(form, collapsed)
                             if title == "Hires. fix":
                                 hires_form = ParamForm(
                                     list(HIRES_PROMPT_FIELDS), self.defaults, id="group-hires-p"
                                 )
                                 self.forms.append(hires_form)
-                                yield hires_form
+                                yield _lazy(hires_form, collapsed)
                     else:
                         with Vertical(classes="group"):
                             yield form
@@ -197,6 +208,23 @@ class Txt2ImgScreen(PromptTools, ResultActions):
                 ]
                 if titles and form.values().get("model") is None:
                     form.set_values({"model": titles[0]})
+        self.follow_native_size(status.native_size)
+
+    def follow_native_size(self, size: int | None) -> None:
+        """Start at the checkpoint's training resolution (128 for the default model, 1024
+        for SDXL) unless the user has chosen a size."""
+        if not size or (size, size) == self.auto_size:
+            return
+        form = next((form for form in self.forms if "width" in form.controls), None)
+        if form is None:
+            return
+        try:
+            current = form.values()
+        except FormError:
+            return
+        if (current.get("width"), current.get("height")) == self.auto_size:
+            form.set_values({"width": size, "height": size})
+            self.auto_size = (size, size)
 
     # -- reading the form ------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class BackendStatus:
     message: str = "starting sdtui"
     checkpoint: str | None = None
     checkpoint_hash: str | None = None
+    native_size: int | None = None  # the checkpoint's training resolution, where it says
     vae: str | None = None
     device: str | None = None
     queue_length: int = 0
@@ -63,6 +64,10 @@ class Backend:
         self._lock = threading.RLock()
         self._ready = threading.Event()
         self.embeddings: Any = None  # EmbeddingDatabase, kept between jobs (cheap reloads)
+        # jobs that load the checkpoint the status names before it is loaded: if one ends
+        # without loading it, the status goes back to the checkpoint that is loaded
+        self._switches: dict[int, tuple[Any, str]] = {}  # job id: (ModelChoice, job kind)
+        self._load_failure: str | None = None  # the status message saying a load failed
 
     # -- events ----------------------------------------------------------------------------
 
@@ -119,7 +124,9 @@ class Backend:
                 message=f"no checkpoints: put .safetensors/.ckpt files in {self.dirs.checkpoints}",
             )
             return
-        self._update(phase="ready", message="ready", checkpoint=model.name)
+        self._update(
+            phase="ready", message="ready", checkpoint=model.name, native_size=_size_of(model)
+        )
         if self.preload:
             self.load_model(model, self.settings.get("sd_vae") or "Automatic")
 
@@ -134,8 +141,62 @@ class Backend:
         from sdtui.runtime.job_events import FINAL_EVENTS, Queued
 
         if isinstance(event, (Queued, *FINAL_EVENTS)):
-            self._update(queue_length=len(self.runtime.jobs.queued()))
+            with self._lock:  # after `_track_switch`: a job's id is registered before it ends
+                self._update(queue_length=len(self.runtime.jobs.queued()))
+                if isinstance(event, FINAL_EVENTS) and event.job_id in self._switches:
+                    self._switch_ended(*self._switches.pop(event.job_id), event)
         self._emit(event)
+
+    def _track_switch(self, model: Any, vae: str, submit: Callable[[], Any]) -> Any:
+        """Name `model` in the status and submit the job that loads it (`submit()`)."""
+        with self._lock:
+            self._update(
+                checkpoint=model.name, checkpoint_hash=None, vae=None, native_size=_size_of(model)
+            )
+            handle = submit()
+            self._switches[handle.id] = (model, handle.kind)
+        threading.Thread(target=self._describe_model, args=(model, vae), daemon=True).start()
+        return handle
+
+    def _switch_ended(self, model: Any, kind: str, event: Any) -> None:
+        """A job that was to load `model` ended: if `model` is not what the runtime holds
+        now (the load failed, or the job ended before it), name the checkpoint that is."""
+        from sdtui.runtime.job_events import Failed, Finished
+
+        loaded, vae_path = self._loaded_model()
+        if isinstance(event, Finished) or (loaded is not None and loaded.path == model.path):
+            if self.status.message == self._load_failure:
+                self._update(message="ready")
+            return
+        if self.status.checkpoint != model.name:
+            return  # the status already names a later choice
+        changes: dict[str, Any] = {"checkpoint": None, "checkpoint_hash": None, "vae": None}
+        changes["native_size"] = _size_of(loaded) if loaded is not None else None
+        if loaded is not None:
+            changes["checkpoint"] = loaded.name
+        if kind == "load" and isinstance(event, Failed):
+            self._load_failure = changes["message"] = f"loading {model.name} failed"
+        self._update(**changes)
+        if loaded is not None:
+            vae = str(vae_path) if vae_path is not None else "None"
+            threading.Thread(target=self._describe_model, args=(loaded, vae), daemon=True).start()
+
+    def _loaded_model(self) -> tuple[Any, Any]:
+        """(ModelChoice, VAE path or None) of the runtime's active model; (None, None)."""
+        from pathlib import Path
+
+        from sdtui.services.generation import ModelChoice
+
+        key = self.runtime.models.active_key if self.runtime is not None else None
+        if not isinstance(key, str) or "|" not in key:
+            return None, None
+        path_text, vae_text = key.rsplit("|", 1)
+        path = Path(path_text)
+        vae_path = None if vae_text == "None" else Path(vae_text)
+        for info in self.checkpoints():
+            if info.path == path:
+                return ModelChoice(info.path, info.model_name, info), vae_path
+        return ModelChoice(path, path.stem), vae_path
 
     # -- models ----------------------------------------------------------------------------
 
@@ -165,11 +226,11 @@ class Backend:
         from sdtui.services.generation import LoadModelJob
 
         self._require_runtime()
-        self._update(checkpoint=model.name, checkpoint_hash=None, vae=None)
         job = LoadModelJob(self.runtime, self.host, self.dirs, model, vae)
-        handle = self.runtime.jobs.submit(job, name=f"load {model.name}", kind="load")
-        threading.Thread(target=self._describe_model, args=(model, vae), daemon=True).start()
-        return handle
+        name = f"load {model.name}"
+        return self._track_switch(
+            model, vae, lambda: self.runtime.jobs.submit(job, name=name, kind="load")
+        )
 
     def _describe_model(self, model: Any, vae: str) -> None:
         """Hash and VAE name for the status bar (hashing a big file takes a while)."""
@@ -212,11 +273,6 @@ class Backend:
 
         self._require_runtime()
         model = self.choose_model(params.model)
-        if model.name != self.status.checkpoint:
-            self._update(checkpoint=model.name, checkpoint_hash=None)
-            threading.Thread(
-                target=self._describe_model, args=(model, params.vae or "Automatic"), daemon=True
-            ).start()
         settings = self.user_settings
         previews = settings["live_previews_enable"] and settings["show_progress_every_n_steps"]
         job = Txt2ImgJob(
@@ -229,7 +285,13 @@ class Backend:
             embeddings=self._embeddings(),
             preview_every=max(0, int(previews or 0)),
         )
-        return self.runtime.jobs.submit(job, name="txt2img", kind="txt2img"), job
+
+        def submit() -> Any:
+            return self.runtime.jobs.submit(job, name="txt2img", kind="txt2img")
+
+        if model.name == self.status.checkpoint:
+            return submit(), job
+        return self._track_switch(model, params.vae or "Automatic", submit), job
 
     def apply_settings(self, settings: Settings) -> None:
         """Use `settings` from the next request on (defaults of unset fields, file names)."""
@@ -263,3 +325,9 @@ class Backend:
     def shutdown(self) -> None:
         if self.runtime is not None:
             self.runtime.shutdown(wait=True, timeout=10)
+
+
+def _size_of(model: Any) -> int | None:
+    from sdtui.models.default_model import native_size
+
+    return native_size(model.path)

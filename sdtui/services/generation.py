@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sdtui import __version__
 from sdtui.models.discovery import (
@@ -133,6 +133,7 @@ class SavedImage:
 class Txt2ImgJob:
     """Callable job: `runtime.jobs.submit(job, name="txt2img")`."""
 
+    kind: ClassVar[str] = "txt2img"  # the outputs folders (txt2img-images, txt2img-grids)
     runtime: Any
     plugin_host: Any
     dirs: DataDirs
@@ -147,7 +148,6 @@ class Txt2ImgJob:
 
     def __call__(self, context: Any) -> list[SavedImage]:
         from sdtui.engine.images import image_grid
-        from sdtui.engine.txt2img import txt2img
 
         self.params = apply_styles(self.params, self.dirs)
         vae_path = resolve_vae(self.model.path, self.params.vae or "Automatic", self.dirs)
@@ -156,21 +156,20 @@ class Txt2ImgJob:
         context.progress(0, self.params.steps, text=f"loading {self.model.name}")
         loaded = load_model(self.runtime, self.plugin_host, self.model, vae_path)
         facts = self._facts(vae_path)
-        results = txt2img(
-            loaded,
-            self.params,
-            samplers=self.plugin_host.samplers,
-            schedules=self.plugin_host.schedules,
-            upscalers=self.plugin_host.upscalers,
-            context=context,
-            model_facts=facts,
-            version=VERSION,
-            on_image=lambda result: self._save(result, facts, context),
-            embeddings=self._embeddings(loaded),
-            networks=networks,
-            preview_every=self.preview_every,
-            other_models=others,
-        )
+        options = {
+            "samplers": self.plugin_host.samplers,
+            "schedules": self.plugin_host.schedules,
+            "upscalers": self.plugin_host.upscalers,
+            "context": context,
+            "model_facts": facts,
+            "version": VERSION,
+            "on_image": lambda result: self._save(result, facts, context),
+            "embeddings": self._embeddings(loaded),
+            "networks": networks,
+            "preview_every": self.preview_every,
+            "other_models": others,
+        }
+        results = self._generate(loaded, options)
         if len(results) > 1:
             grid = image_grid([r.image for r in results], self.params.batch_size)
             path = self._write(grid, results[0], facts, grid=True)
@@ -179,6 +178,12 @@ class Txt2ImgJob:
             last = self.dirs.own / "last-params.txt"
             last.write_text(results[-1].infotext, encoding="utf-8")
         return self.saved
+
+    def _generate(self, loaded: Any, options: dict[str, Any]) -> list[Any]:
+        """The engine call: `options` are the keyword arguments every mode takes."""
+        from sdtui.engine.txt2img import txt2img
+
+        return txt2img(loaded, self.params, **options)
 
     def _other_models(self) -> Any:
         """Loaders for the hires checkpoint and the refiner the request names (resolved
@@ -271,7 +276,7 @@ class Txt2ImgJob:
             iteration=result.index // params.batch_size,
             batch_count=params.batch_count,
         )
-        folder = self.out_dir or self.naming.folder(self.dirs, "txt2img", name_context, grid=grid)
+        folder = self.out_dir or self.naming.folder(self.dirs, self.kind, name_context, grid=grid)
         folder.mkdir(parents=True, exist_ok=True)
         basename = "grid" if grid else ""
         target = self.naming.path(folder, name_context, basename=basename, short=grid)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdtui.models.discovery import _walk, natural_key
+from sdtui.models.discovery import natural_key, walk_files
 from sdtui.paths import DataDirs
 
 LORA_EXTENSIONS = (".safetensors", ".pt", ".ckpt")  # as sdtui.models.networks.library
@@ -34,7 +34,7 @@ def _stems(top: Path, extensions: tuple[str, ...]) -> list[str]:
     if not top.is_dir():
         return []
     names: set[str] = set()
-    for path in _walk(top):
+    for path in walk_files(top):
         suffix = path.suffix.lower()
         if suffix not in extensions:
             continue

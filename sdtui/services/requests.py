@@ -1,4 +1,5 @@
-"""Turn a txt2img request into the parameters that run: canonical names, checked, resolved.
+"""Turn a txt2img or img2img request into the parameters that run: canonical names, checked,
+resolved.
 
 The CLI and the TUI both call `prepare_txt2img`, so a bad sampler name or size reads the
 same everywhere ("Sampling method 'Eular' is not one of: ...").
@@ -59,3 +60,16 @@ def prepare_txt2img(
         choices.pop("hires_sampler")
     validate(params, choices)
     return resolve(params, settings)
+
+
+def prepare_img2img(
+    params: GenerationParams,
+    host: Any,
+    *,
+    legacy_schedule: bool = True,
+    settings: Mapping[str, Any] | None = None,
+) -> GenerationParams:
+    """`prepare_txt2img` for img2img: hires fix does not apply (an infotext pasted from a
+    txt2img image may turn it on)."""
+    params = dataclasses.replace(params, enable_hires=False)
+    return prepare_txt2img(params, host, legacy_schedule=legacy_schedule, settings=settings)

@@ -13,6 +13,7 @@ generating, so every entry point reports the same messages.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,7 +22,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select
 
-from sdtui.params.schema import Spec, spec, value_type
+from sdtui.params import schema
+from sdtui.params.schema import Spec, spec
 
 UNSET_LABEL = "(unset)"
 
@@ -32,6 +34,11 @@ class FormError(ValueError):
         self.problems = problems
 
 
+# both read the schema's type hints (about a millisecond each time): once per field is enough
+value_type = functools.cache(schema.value_type)
+
+
+@functools.cache
 def is_optional(name: str) -> bool:
     """True for fields that may be None (from settings, or "same as first pass")."""
     from typing import get_type_hints
@@ -163,7 +170,7 @@ class ParamForm(Vertical):
             if isinstance(current, str) and current not in listed:
                 listed.insert(0, current)
             self.options[name] = listed
-            control.set_options(_options(listed))
+            _set_options(control, listed)
             if isinstance(current, str):
                 control.value = current
 
@@ -178,10 +185,17 @@ class ParamForm(Vertical):
             listed = self.options.setdefault(name, [])
             if value not in listed:
                 listed.insert(0, value)
-                control.set_options(_options(listed))
+                _set_options(control, listed)
             control.value = value
         elif isinstance(control, Input):
             control.value = "" if value is None else _format(value)
+
+
+def _set_options(control: Select, values: list[str]) -> None:
+    if control.is_mounted:
+        control.set_options(_options(values))
+    else:  # a form mounted lazily (a collapsed group): the select lists these when mounted
+        control._setup_variables_for_options(_options(values))
 
 
 def _format(value: Any) -> str:

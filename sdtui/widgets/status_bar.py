@@ -43,10 +43,12 @@ class StatusBar(Static):
 
     def _changed(self, *_: object) -> None:
         app = self.app
-        self.update(
-            status_text(
-                getattr(app, "status", BackendStatus()),
-                getattr(app, "job_text", None),
-                getattr(app, "memory_text", None),
-            )
+        text = status_text(
+            getattr(app, "status", BackendStatus()),
+            getattr(app, "job_text", None),
+            getattr(app, "memory_text", None),
         )
+        if text != self.text:
+            self.text = text
+            # one line of fixed size: no layout pass, which would repaint the whole screen
+            self.update(text, layout=False)

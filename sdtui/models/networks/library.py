@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdtui.models.checkpoint_file import CheckpointError, read_header
-from sdtui.models.discovery import ModelNotFoundError, _walk
+from sdtui.models.discovery import ModelNotFoundError, walk_files
 from sdtui.models.hashes import HashCache, addnet_hash, lora_short_hash
 from sdtui.models.networks.network import LoraNetwork, load_network
 from sdtui.paths import DataDirs
@@ -53,7 +53,7 @@ def discover_loras(dirs: DataDirs | Path) -> list[LoraFile]:
     top = dirs.lora if isinstance(dirs, DataDirs) else Path(dirs)
     if not top.is_dir():
         return []
-    paths = sorted(p for p in _walk(top) if p.suffix.lower() in LORA_EXTENSIONS)
+    paths = sorted(p for p in walk_files(top) if p.suffix.lower() in LORA_EXTENSIONS)
     return [LoraFile(path.stem, path) for path in paths]
 
 

@@ -1,0 +1,145 @@
+"""`sdtui img2img`: img2img and inpainting from the command line; prints the paths it wrote.
+
+    sdtui img2img --init photo.png --prompt "oil painting" --denoising-strength 0.6
+    sdtui img2img --init photo.png --mask mask.png --prompt "a red hat" --inpainting-fill fill
+
+`--init` is the image to start from, `--mask` a mask of the same picture (white = repaint;
+an alpha channel or grey levels, any size: it is stretched over the image). `--mode` is
+`img2img`, or `inpaint` (the default with a mask). The size is the image's own (rounded
+down to multiples of 8) unless `--width` / `--height`, an infotext's `Size` or `--scale-by`
+(A1111's "Resize by") say otherwise; `--resize-mode` says how the image becomes that size.
+The schema's flags work as in `sdtui generate` (hires fix aside), with A1111's img2img
+defaults (denoising strength 0.75), plus the img2img and inpainting ones: `--resize-mode`,
+`--mask-blur`, `--mask-mode`, `--inpainting-fill`, `--inpaint-area`,
+`--inpaint-full-res-padding`, `--initial-noise-multiplier`, `--inpainting-mask-weight`,
+`--img2img-fix-steps`. Images are saved to `outputs/img2img-images/<date>/` with their
+infotext. An init image or mask that cannot be read is an error (exit code 2) before
+anything is loaded or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from sdtui import hookimpl
+from sdtui.cli.generate import (
+    GenerateCommand,
+    add_schema_flags,
+    params_from_arguments,
+    run_job,
+)
+from sdtui.cli.options import data_dirs_from
+from sdtui.params.schema import HIRES, img2img_defaults, spec
+
+MODES = ("img2img", "inpaint")
+
+
+def img2img_field(name: str) -> bool:
+    """The fields img2img uses: all but hires fix's (its denoising strength is img2img's)."""
+    return spec(name).section != HIRES or name == "denoising_strength"
+
+
+def open_image(path: Path, what: str) -> Any:
+    """The image at `path`, fully read; ValueError saying what is wrong with it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path}: no such file") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{what} {path}: not an image sdtui can read ({error})") from None
+    except OSError as error:
+        raise ValueError(f"{what} {path}: cannot be read ({error})") from None
+    return image
+
+
+def _mode(args: argparse.Namespace) -> str:
+    mode = args.mode or ("inpaint" if args.mask else "img2img")
+    if mode == "inpaint" and args.mask is None:
+        raise ValueError("--mode inpaint needs --mask MASK.png (white = repaint)")
+    if mode == "img2img" and args.mask is not None:
+        raise ValueError("a mask is for --mode inpaint (leave --mode out to inpaint)")
+    return mode
+
+
+def size_from_image(image: Any, args: argparse.Namespace) -> tuple[int, int]:
+    """The image's size times --scale-by (default 1), down to multiples of 8."""
+    from sdtui.engine.masking import scale_size
+
+    if args.scale_by is not None and (args.width is not None or args.height is not None):
+        raise ValueError("give either --scale-by or --width / --height, not both")
+    return scale_size(image.width, image.height, 1.0 if args.scale_by is None else args.scale_by)
+
+
+class Img2ImgCommand(GenerateCommand):
+    name = "img2img"
+    help = "img2img and inpainting from an image (and a mask); print the paths written"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--init", type=Path, required=True, help="the image to start from")
+        parser.add_argument("--mask", type=Path, help="inpainting mask (white = repaint)")
+        parser.add_argument(
+            "--mode", choices=MODES, help="img2img, or inpaint (the default with --mask)"
+        )
+        parser.add_argument(
+            "--scale-by",
+            type=float,
+            metavar="FLOAT",
+            help="size: the init image's times this (A1111's Resize by; default: its own size)",
+        )
+        parser.add_argument("--model", help="checkpoint name, title, hash or path")
+        parser.add_argument("--out", type=Path, help="write images here instead of outputs/")
+        parser.add_argument("--from-image", type=Path, help="start from this image's parameters")
+        parser.add_argument("--infotext", help="start from this A1111 infotext")
+        parser.add_argument(
+            "--show", action="store_true", help="print each image in the terminal after its path"
+        )
+        add_schema_flags(parser, img2img_field, img2img_defaults())
+
+    def _run(self, args: argparse.Namespace) -> int:
+        from sdtui.plugins import get_host
+        from sdtui.services.generation import choose_checkpoint
+        from sdtui.services.img2img_job import Img2ImgJob
+        from sdtui.services.requests import prepare_img2img
+        from sdtui.services.settings import Settings
+
+        mode = _mode(args)  # the inputs first: a bad file writes nothing
+        init = open_image(args.init, "init image")
+        mask = open_image(args.mask, "mask") if mode == "inpaint" else None
+        width, height = size_from_image(init, args)
+        base = dataclasses.replace(img2img_defaults(), width=width, height=height)
+        requested = params_from_arguments(args, base)
+        dirs = data_dirs_from(args)
+        dirs.create()
+        host = get_host()
+        settings = Settings.load(dirs)
+        for warning in settings.warnings:
+            print(f"sdtui img2img: {warning}", file=sys.stderr)
+        model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
+        params = prepare_img2img(
+            requested,
+            host,
+            legacy_schedule=args.schedule is None,
+            settings=settings.generation_defaults(),
+        )
+        naming = settings.output_naming("img2img")
+        upscaler = settings["upscaler_for_img2img"]
+
+        def make_job(runtime: Any) -> Img2ImgJob:
+            return Img2ImgJob(
+                runtime, host, dirs, params, model, out_dir=args.out, naming=naming,
+                init_images=[init], mask=mask, resize_upscaler=upscaler,
+            )  # fmt: skip
+
+        return run_job(args, host, make_job, "img2img")
+
+
+@hookimpl
+def register_commands(register) -> None:
+    register(Img2ImgCommand())

@@ -1,0 +1,207 @@
+"""The batch loop txt2img and img2img share: seeds, the active model, and each image's
+infotext.
+
+    options = BatchOptions(samplers=host.samplers, schedules=host.schedules, context=job)
+    results = run_batches(model, params, options, sampler, plan, sample, networks=first)
+
+`run_batches` draws A1111's seeds for the whole run (seed + i; the same seed with
+subseed + i when a variation strength is set), then for each of `batch_count` batches puts
+the run's own model back with the first pass's LoRA networks (A1111 starts every batch on
+its own model), asks `sample(run, seeds, subseeds)` for the batch's latents, decodes them,
+lets `finish(image, offset)` change each image (img2img pastes the unmasked pixels back)
+and describes it (`GeneratedImage` with its infotext). Skip (the job context's `skippable`)
+abandons the current batch; the next one runs. The model's weights and padding are restored
+when the run ends, also after an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+
+from sdtui.core.noise import image_seeds
+from sdtui.engine.conditioning import emphasis_infotext
+from sdtui.engine.images import decode_latents
+from sdtui.engine.model_switch import ActiveModel, OtherModels, named_checkpoint
+from sdtui.engine.passes import PassRun
+from sdtui.engine.refiner import DEFAULT_HIRES_REFINER_PASS
+from sdtui.models.embedding_db import EmbeddingSet, text_encoder_widths
+from sdtui.models.networks import AppliedNetwork
+from sdtui.params.codec import RunFacts, infotext_from_params
+from sdtui.params.schema import GenerationParams
+
+# the latents of one batch from its seeds: sample(run, seeds, subseeds)
+SampleBatch = Callable[[PassRun, list[int], list[int]], torch.Tensor]
+# a decoded image, changed before it is described: finish(image, offset in the batch)
+FinishImage = Callable[[Image.Image, int], Image.Image]
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """How the infotext names the model and VAE (A1111's `Model`, `Model hash`, ...)."""
+
+    name: str | None = None
+    short_hash: str | None = None
+    vae_name: str | None = None
+    vae_hash: str | None = None
+
+
+@dataclass
+class GeneratedImage:
+    image: Image.Image
+    params: GenerationParams  # with this image's seed
+    infotext: str
+    index: int  # position in the whole run (batch n, item i -> n * batch_size + i)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What a generation call is given besides the model and the request (see `txt2img`)."""
+
+    samplers: Any
+    schedules: Any
+    upscalers: Any = None
+    context: Any = None
+    model_facts: ModelFacts = ModelFacts()
+    version: str | None = None
+    on_image: Callable[[GeneratedImage], None] | None = None
+    embeddings: EmbeddingSet | None = None
+    preview_every: int = 0
+    other_models: OtherModels = field(default_factory=OtherModels)
+    hires_refiner_pass: str = DEFAULT_HIRES_REFINER_PASS
+    sdxl_crop: tuple[int, int] = (0, 0)
+
+
+def check_other_models(params: GenerationParams, other: OtherModels) -> None:
+    hires = named_checkpoint(params.hires_checkpoint) if params.enable_hires else None
+    if hires and other.hires is None:
+        raise ValueError(f"the hires checkpoint {hires!r} needs a loader (OtherModels.hires)")
+    refiner = named_checkpoint(params.refiner_checkpoint)
+    if refiner and other.refiner is None:
+        raise ValueError(f"the refiner {refiner!r} needs a loader (OtherModels.refiner)")
+
+
+def _embeddings_for(
+    model: Any, embeddings: EmbeddingSet | None, other: OtherModels
+) -> Callable[[Any], EmbeddingSet | None]:
+    widths = text_encoder_widths(model)
+
+    def lookup(candidate: Any) -> EmbeddingSet | None:
+        if candidate is model or (other.embeddings_for is None and embeddings is not None):
+            fits = candidate is model or text_encoder_widths(candidate) == widths
+            return embeddings if fits else None
+        return other.embeddings_for(candidate) if other.embeddings_for else None
+
+    return lookup
+
+
+def skippable(context: Any) -> Any:
+    """The job context's skip guard (ends the block quietly on Skip), if it has one."""
+    guard = getattr(context, "skippable", None)
+    return guard() if guard is not None else contextlib.nullcontext()
+
+
+def run_batches(
+    model: Any,
+    params: GenerationParams,
+    options: BatchOptions,
+    sampler: Any,
+    plan: Any,
+    sample: SampleBatch,
+    *,
+    networks: Sequence[AppliedNetwork] = (),
+    extra: Mapping[str, Any] | None = None,
+    finish: FinishImage | None = None,
+    facts: Mapping[str, Any] | None = None,
+) -> list[GeneratedImage]:
+    """`batch_count` batches of `batch_size` images. `networks`: the LoRA networks every
+    batch starts with; `extra`: infotext keys of the run; `facts`: more `RunFacts` fields."""
+    total = params.batch_count * params.batch_size
+    seeds, subseeds = image_seeds(
+        params.seed, params.variation_seed, total, params.variation_strength
+    )
+    other = options.other_models
+    active = ActiveModel(
+        model,
+        tiling=bool(params.tiling),
+        encoder_options={
+            "emphasis": params.emphasis or "Original",
+            "clip_skip": params.clip_skip or 1,
+        },
+        embeddings_for=_embeddings_for(model, options.embeddings, other),
+    )
+    run = PassRun(
+        active, params, options.samplers, options.schedules, options.upscalers, options.context,
+        options.preview_every, other, options.hires_refiner_pass, options.sdxl_crop,
+    )  # fmt: skip
+    reload = other.reload or (lambda: model)
+    results: list[GeneratedImage] = []
+    try:
+        for batch in range(params.batch_count):
+            images = None
+            with skippable(options.context):  # Skip abandons this batch; the next one runs
+                span = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
+                active.switch(reload, networks)  # A1111: every batch on its own model
+                latents = sample(run, seeds[span], subseeds[span])
+                images = decode_latents(active.model.vae, latents)
+            for offset, image in enumerate(images or ()):
+                index = batch * params.batch_size + offset
+                if finish is not None:
+                    image = finish(image, offset)
+                result = describe(
+                    image, run.image_params(), sampler, plan, seeds[index], subseeds[index],
+                    options, extra={**(extra or {}), **run.extra()}, facts=facts,
+                )  # fmt: skip
+                result.index = index
+                results.append(result)
+                if options.on_image is not None:
+                    options.on_image(result)
+    finally:
+        active.release()  # the model's weights and padding as loaded, even after an error
+    return results
+
+
+def describe(
+    image: Image.Image,
+    params: GenerationParams,
+    sampler: Any,
+    plan: Any,
+    seed: int,
+    subseed: int,
+    options: BatchOptions,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    facts: Mapping[str, Any] | None = None,
+) -> GeneratedImage:
+    image_params = dataclasses.replace(params, seed=seed, variation_seed=subseed)
+    stochastic = bool(getattr(sampler, "stochastic", False))
+    ddim_family = getattr(sampler, "default_eta", None) == 0
+    eta = params.eta_ddim if ddim_family else params.eta
+    extra = {
+        **plan.extra,
+        **emphasis_infotext([params.prompt, params.negative_prompt], params.emphasis or "Original"),
+        **(extra or {}),
+    }
+    model = options.model_facts
+    run = RunFacts(
+        seed=seed,
+        variation_seed=subseed,
+        schedule_label=plan.schedule_label,
+        model_name=model.name,
+        model_hash=model.short_hash,
+        vae_name=model.vae_name,
+        vae_hash=model.vae_hash,
+        uses_ensd=bool(getattr(sampler, "uses_ensd", False)) and bool(eta),
+        uses_eta=stochastic and not ddim_family,
+        uses_eta_ddim=ddim_family,
+        extra=extra,
+        version=options.version,
+        **(facts or {}),
+    )
+    return GeneratedImage(image, image_params, infotext_from_params(image_params, run), 0)
