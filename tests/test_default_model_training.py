@@ -15,7 +15,7 @@ from sdtui.models.loader import load_checkpoint
 from sdtui.training.default_model import META_TRAINING, TINY_SIZE
 from sdtui.training.recipe import LOSS_LOG, TrainingPlan, run_training
 from sdtui.training.train_state import LossLog, read_losses
-from sdtui.training.unet_stage import UNetOptions, step_captions
+from sdtui.training.unet_stage import UNetOptions, step_captions, training_noise
 from sdtui.training.vae_stage import VAEOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,3 +138,31 @@ def test_command_line_maps_flags_onto_the_plan() -> None:
     plan = tool.plan_from(args)
     assert (plan.vae.steps, plan.unet.batch_size, args.stage) == (7, 4, "all")
     assert plan.unet.steps == TrainingPlan().unet.steps
+
+
+def test_pyramid_noise_hides_the_lowest_frequencies_at_unit_variance() -> None:
+    shape = torch.Size([256, 4, 16, 16])
+    plain = training_noise(shape, torch.Generator().manual_seed(0), 0.0)
+    coarse = training_noise(shape, torch.Generator().manual_seed(0), 0.7)
+    assert torch.equal(plain, torch.randn(shape, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(coarse.std(dim=(1, 2, 3)), torch.ones(256), atol=1e-4)
+    # the per-channel mean (an image's overall colour): 1/16 for white noise, far more here
+    assert plain.mean(dim=(2, 3)).std() < 0.08
+    assert coarse.mean(dim=(2, 3)).std() > 0.2
+
+
+def test_a_run_can_be_continued_with_more_steps_and_pyramid_noise(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    work, _ = trained
+    copy = tmp_path / "continued"
+    shutil.copytree(work, copy)
+    unet = dataclasses.replace(PLAN.unet, steps=5, pyramid_noise=0.7, pyramid_noise_from=3)
+    exported = run_training(
+        dataclasses.replace(PLAN, unet=unet), copy, "all", copy / "m.safetensors", stream=None
+    )
+    assert exported is not None
+    info = json.loads(load_checkpoint(exported).metadata[META_TRAINING])
+    assert (info["unet_steps"], info["pyramid_noise_from"]) == (5, 3)

@@ -69,6 +69,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--unet-steps", type=int, default=plan.unet.steps)
     parser.add_argument("--unet-batch", type=int, default=plan.unet.batch_size)
     parser.add_argument(
+        "--pyramid-noise",
+        type=float,
+        default=plan.unet.pyramid_noise,
+        help="multi-resolution noise discount for the UNet stage (0: plain noise)",
+    )
+    parser.add_argument(
+        "--pyramid-noise-from",
+        type=int,
+        default=plan.unet.pyramid_noise_from,
+        help="UNet step from which the multi-resolution noise is used",
+    )
+    parser.add_argument(
         "--latents", type=int, default=plan.latents, help="training images encoded for the UNet"
     )
     parser.add_argument("--threads", type=int, default=plan.threads, help="torch CPU threads")
@@ -84,7 +96,13 @@ def plan_from(args: argparse.Namespace) -> TrainingPlan:
         plan,
         seed=args.seed,
         vae=replace(plan.vae, steps=args.vae_steps, batch_size=args.vae_batch),
-        unet=replace(plan.unet, steps=args.unet_steps, batch_size=args.unet_batch),
+        unet=replace(
+            plan.unet,
+            steps=args.unet_steps,
+            batch_size=args.unet_batch,
+            pyramid_noise=args.pyramid_noise,
+            pyramid_noise_from=args.pyramid_noise_from,
+        ),
         latents=args.latents,
         threads=args.threads,
     )

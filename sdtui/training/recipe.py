@@ -50,6 +50,8 @@ def model_info(plan: TrainingPlan, vae_step: int, unet_step: int) -> dict[str, o
         "unet_steps": unet_step,
         "vae_batch": plan.vae.batch_size,
         "unet_batch": plan.unet.batch_size,
+        "pyramid_noise": plan.unet.pyramid_noise,
+        "pyramid_noise_from": plan.unet.pyramid_noise_from,
         "latents": plan.latents,
         "trainer": "tools/train_default_model.py",
     }

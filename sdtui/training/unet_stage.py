@@ -52,11 +52,40 @@ class UNetOptions:
     min_snr_gamma: float = 5.0
     ema_decay: float = 0.998
     save_every: int = 50
+    # multi-resolution noise (see `training_noise`) from this step on; 0 strength: plain noise
+    pyramid_noise: float = 0.7
+    pyramid_noise_from: int = 0
 
     def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must share with its save: not the step count, the save period
+        or the noise phase (a run may be continued with more steps or another noise)."""
         values = asdict(self)
-        del values["steps"], values["save_every"]
+        for name in ("steps", "save_every", "pyramid_noise", "pyramid_noise_from"):
+            values.pop(name)
         return values
+
+
+def training_noise(shape: torch.Size, generator: torch.Generator, discount: float) -> torch.Tensor:
+    """Gaussian noise, plus (discount > 0) coarser noise at 1/2, 1/4, ... of the size down to
+    1x1, weighted discount^level, then scaled back to unit variance per sample.
+
+    Plain noise leaves an image's lowest frequencies (its mean colour, where a shape sits)
+    visible through x_t even at the last timestep, so a model learns to read them from the
+    noise instead of the prompt; at sampling time the noise is pure, and the background
+    follows the seed. Coarse noise hides them, so they have to come from the text (offset /
+    pyramid noise). The schedule, the prediction type and every sampler stay as in SD."""
+    noise = torch.randn(shape, generator=generator)
+    if discount <= 0:
+        return noise
+    batch, channels, height, width = shape
+    level, size = 1, min(height, width)
+    while size > 1:
+        size = max(1, size // 2)
+        coarse = torch.randn((batch, channels, size, size), generator=generator)
+        upsampled = torch.nn.functional.interpolate(coarse, (height, width), mode="bilinear")
+        noise = noise + discount**level * upsampled
+        level += 1
+    return noise / noise.std(dim=(1, 2, 3), keepdim=True)
 
 
 def step_captions(seed: int, step: int, specs: torch.Tensor, uncond_share: float) -> list[str]:
@@ -82,10 +111,11 @@ def diffusion_loss(
     alphas_cumprod: torch.Tensor,
     gamma: float,
     generator: torch.Generator,
+    pyramid_discount: float = 0.0,
 ) -> torch.Tensor:
     """Min-SNR-weighted eps-prediction MSE of one batch of scaled latents."""
     timesteps = torch.randint(0, len(alphas_cumprod), (x0.shape[0],), generator=generator)
-    noise = torch.randn(x0.shape, generator=generator)
+    noise = training_noise(x0.shape, generator, pyramid_discount)
     abar = alphas_cumprod[timesteps].reshape(-1, 1, 1, 1)
     noisy = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
     context = text_encoder(input_ids=ids).last_hidden_state
@@ -162,8 +192,9 @@ def train_unet(
         picks = torch.randint(0, len(cache.latents), (options.batch_size,), generator=generator)
         x0 = cache.latents[picks] * cache.scaling_factor
         ids = token_ids(step_captions(seed, step, cache.specs[picks], options.uncond_share))
+        discount = options.pyramid_noise if step >= options.pyramid_noise_from else 0.0
         loss = diffusion_loss(
-            unet, text_encoder, x0, ids, alphas_cumprod, options.min_snr_gamma, generator
+            unet, text_encoder, x0, ids, alphas_cumprod, options.min_snr_gamma, generator, discount
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
