@@ -33,6 +33,12 @@ def _txt2img() -> Screen:
     return Txt2ImgScreen()
 
 
+def _img2img() -> Screen:
+    from sdtui.screens.img2img import Img2ImgScreen
+
+    return Img2ImgScreen()
+
+
 def _pnginfo() -> Screen:
     from sdtui.screens.pnginfo import PngInfoScreen
 
@@ -46,7 +52,12 @@ def _settings() -> Screen:
 
 
 # Tabs whose screen exists; the others are left out of the tab bar and the palette.
-SCREENS = {"txt2img": _txt2img, "pnginfo": _pnginfo, "settings": _settings}
+SCREENS = {
+    "txt2img": _txt2img,
+    "img2img": _img2img,
+    "pnginfo": _pnginfo,
+    "settings": _settings,
+}
 
 
 @dataclass

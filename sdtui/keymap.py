@@ -13,7 +13,7 @@ for screen actions, so they work while typing; `tests/test_keymap.py` checks for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from textual.binding import Binding
@@ -158,6 +158,9 @@ def clashes(keymap: dict[str, str] | None = None) -> list[str]:
         PROMPT_KEYS + TXT2IMG_KEYS + APP_KEYS,
         APP_KEYS + PNGINFO_KEYS,
         APP_KEYS + SETTINGS_KEYS,
+        APP_KEYS + IMG2IMG_KEYS,
+        PROMPT_KEYS + IMG2IMG_KEYS + APP_KEYS,
+        PAINT_KEYS + IMG2IMG_KEYS + APP_KEYS,
     ):
         seen: dict[str, str] = {}
         for spec in group:
@@ -174,8 +177,7 @@ def _paint_colour(number: int) -> KeySpec:
 
 
 # The painting canvas (img2img sketch / inpaint), active while it has focus: printable keys are
-# safe there because it is not a text field. Kept out of the groups of `clashes` until the
-# img2img screen's own keys exist.
+# safe there because it is not a text field.
 PAINT_KEYS: tuple[KeySpec, ...] = (
     KeySpec("paint.left", "left", "move(-1, 0)", "Cursor left", show=False),
     KeySpec("paint.right", "right", "move(1, 0)", "Cursor right", show=False),
@@ -197,4 +199,20 @@ PAINT_KEYS: tuple[KeySpec, ...] = (
     KeySpec("paint.colour_entry", "number_sign", "colour_entry", "Colour #", show=False),
     *(_paint_colour(number) for number in range(1, 11)),
 )
-ALL_KEYS = ALL_KEYS + PAINT_KEYS  # known to `load_keymap`, so users can remap them
+
+
+def _for_tab(specs: tuple[KeySpec, ...], tab_id: str) -> tuple[KeySpec, ...]:
+    """txt2img's keys under another tab's ids (remappable apart from txt2img's)."""
+    return tuple(replace(spec, id=f"{tab_id}.{spec.id.split('.', 1)[1]}") for spec in specs)
+
+
+# The img2img tab: txt2img's keys, plus the sub-tabs (img2img, sketch, inpaint, ...), the input
+# image, A1111's "auto detect size" and the painting canvas.
+IMG2IMG_KEYS: tuple[KeySpec, ...] = (
+    *_for_tab(TXT2IMG_KEYS, "img2img"),
+    KeySpec("img2img.next_mode", "alt+m", "next_mode", "Sub-tab"),
+    KeySpec("img2img.open_image", "ctrl+o", "open_image", "Open image"),
+    KeySpec("img2img.auto_size", "alt+d", "auto_size", "Size from image", show=False),
+    KeySpec("img2img.paint", "alt+p", "paint", "Paint", show=False),
+)
+ALL_KEYS = ALL_KEYS + PAINT_KEYS + IMG2IMG_KEYS  # known to `load_keymap`: users remap them

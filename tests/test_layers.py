@@ -37,7 +37,9 @@ def test_lower_layers_never_import_textual(folder: str) -> None:
         assert not any(name.split(".")[0] == "textual" for name in names), path
 
 
-@pytest.mark.parametrize("module", ["sdtui.app", "sdtui.screens.txt2img", "sdtui.cli.start"])
+@pytest.mark.parametrize(
+    "module", ["sdtui.app", "sdtui.screens.txt2img", "sdtui.screens.img2img", "sdtui.cli.start"]
+)
 def test_the_ui_imports_without_torch(module: str) -> None:
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

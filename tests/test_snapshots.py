@@ -125,3 +125,24 @@ async def _settings(pilot) -> None:
 
 def test_settings(snap_compare, app) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=_settings)
+
+
+async def _img2img(pilot) -> None:
+    from sdtui.screens.send_to import infotext_values
+
+    app = pilot.app
+    picture = _picture(app.backend.dirs.outputs / "txt2img-images" / "00001-1234.png")
+    await app.switch_mode("img2img")
+    await pilot.pause()
+    screen = app.screen
+    with Image.open(picture) as image:  # as "send to inpaint" from txt2img's results
+        screen.receive(image.convert("RGB"), infotext_values(INFOTEXT), "inpaint", "00001.png")
+    canvas = screen.image_input.canvas
+    canvas.document.fill_rect((8, 8), (27, 23))  # a masked box, as the rectangle key makes
+    canvas.refresh()
+    await settle(pilot)
+    await pilot.wait_for_scheduled_animations()
+
+
+def test_img2img(snap_compare, app) -> None:
+    assert snap_compare(app, terminal_size=SIZE, run_before=_img2img)

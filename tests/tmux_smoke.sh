@@ -82,7 +82,9 @@ assert infotext.startswith("a red circle\nSteps: 2, Sampler: DPM++ 2M"), infotex
 assert "Size: 64x64" in infotext, infotext
 print("tmux smoke: wrote", sys.argv[1])
 PY
-# Alt+4 / Alt+1 switch tabs even from inside the prompt (terminals send ESC 4 for Alt+4)
+# Alt+2 / Alt+4 / Alt+1 switch tabs even from inside the prompt (terminals send ESC 4 for Alt+4)
+keys M-2
+wait_for 60 "the img2img tab" screen_has "Inpaint sketch"
 keys M-4
 wait_for 60 "the PNG Info tab" screen_has "path of an image"
 keys M-1

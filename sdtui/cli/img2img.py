@@ -34,6 +34,7 @@ from sdtui.cli.generate import (
 )
 from sdtui.cli.options import data_dirs_from
 from sdtui.params.schema import HIRES, img2img_defaults, spec
+from sdtui.services.image_files import open_image
 
 MODES = ("img2img", "inpaint")
 
@@ -41,22 +42,6 @@ MODES = ("img2img", "inpaint")
 def img2img_field(name: str) -> bool:
     """The fields img2img uses: all but hires fix's (its denoising strength is img2img's)."""
     return spec(name).section != HIRES or name == "denoising_strength"
-
-
-def open_image(path: Path, what: str) -> Any:
-    """The image at `path`, fully read; ValueError saying what is wrong with it."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except FileNotFoundError:
-        raise ValueError(f"{what} {path}: no such file") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{what} {path}: not an image sdtui can read ({error})") from None
-    except OSError as error:
-        raise ValueError(f"{what} {path}: cannot be read ({error})") from None
-    return image
 
 
 def _mode(args: argparse.Namespace) -> str:

@@ -13,7 +13,10 @@ from sdtui.cli.options import data_dirs_from
 from sdtui.paths import DataDirs
 from sdtui.plugins import get_host
 
-MISSING = ("the img2img, Extras, Checkpoint Merger and Train tabs",)
+MISSING = (
+    "img2img's batch sub-tab and scripts",
+    "the Extras, Checkpoint Merger and Train tabs",
+)
 
 
 class StartCommand:

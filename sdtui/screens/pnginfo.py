@@ -1,11 +1,12 @@
-"""The PNG Info tab: an image's generation parameters, and sending them to txt2img.
+"""The PNG Info tab: an image's generation parameters, and sending them to other tabs.
 
 Left: a path input (Tab completes) over a tree of the images in the outputs folder. Right:
 the image, then what it carries: the A1111 infotext as written, its fields as a table (what
 sdtui makes of each key; keys it does not know are listed and kept), sdtui's JSON chunk, and
 every other metadata item raw (ComfyUI's `prompt` / `workflow`, ...). "Send to txt2img"
 pastes the prompt, negative prompt and every setting the infotext carries, as A1111 does
-(keeping the selected checkpoint: A1111's `disable_weights_auto_swap`, on by default).
+(keeping the selected checkpoint: A1111's `disable_weights_auto_swap`, on by default);
+"Send to img2img / inpaint" sends the image too (`sdtui.screens.send_to`).
 """
 
 from __future__ import annotations
@@ -30,16 +31,13 @@ from textual.widgets import (
 from sdtui.keymap import PNGINFO_KEYS, bindings
 from sdtui.screens.base import TabScreen
 from sdtui.screens.pnginfo_fields import parameter_rows, parameters_to_send
+from sdtui.screens.send_to import IMG2IMG_TARGETS, send_image
 from sdtui.widgets.file_browser import ImageTree, PathInput
 from sdtui.widgets.image_view import ImageView
 
 # Tabs a "send to" button targets that do not exist yet, with the hint shown instead.
-NOT_YET = {
-    "img2img": "arrives with the img2img tab",
-    "inpaint": "arrives with the img2img tab",
-    "extras": "arrives with the Extras tab",
-}
-NOT_YET_LINE = "→ img2img and → inpaint arrive with the img2img tab, → extras with the Extras tab."
+NOT_YET = {"extras": "arrives with the Extras tab"}
+NOT_YET_LINE = "→ extras arrives with the Extras tab."
 SEND_TARGETS = ("txt2img", "img2img", "inpaint", "extras")
 OPEN_HINT = (
     "Open an image: type its path (Tab completes, relative to the outputs folder) and press "
@@ -74,6 +72,7 @@ class PngInfoScreen(TabScreen):
         super().__init__()
         self.path: Path | None = None
         self.metadata: Any = None  # ImageMetadata of the open image
+        self.picture_shown = False  # the open image's pixels could be read
         self.browse_root = Path.home()
 
     # -- layout ----------------------------------------------------------------------------
@@ -147,7 +146,7 @@ class PngInfoScreen(TabScreen):
         """Show `path` and what it carries; a file that is no image is a message."""
         from sdtui.params.image_metadata import read_image_metadata
 
-        self.path, self.metadata = path, None
+        self.path, self.metadata, self.picture_shown = path, None, False
         await self._clear()
         if path.is_dir():
             self._message(f"{path} is a folder: type an image's name (Tab completes).", True)
@@ -192,6 +191,7 @@ class PngInfoScreen(TabScreen):
             return
         self.query_one("#image", ImageView).image = picture
         self.query_one("#file-info", Static).update(info)
+        self.picture_shown = True
 
     async def _show_metadata(self, metadata: Any) -> None:
         infotext = metadata.infotext
@@ -231,6 +231,10 @@ class PngInfoScreen(TabScreen):
     def _enable_buttons(self, image_open: bool) -> None:
         has_parameters = image_open and parameters_to_send(self.metadata) is not None
         self.query_one("#send-txt2img", Button).disabled = not has_parameters
+        for target in IMG2IMG_TARGETS:  # the image goes, with its parameters if it has any
+            self.query_one(f"#send-{target}", Button).disabled = not (
+                image_open and self.picture_shown
+            )
         has_infotext = image_open and bool(self.metadata and self.metadata.infotext)
         self.query_one("#copy-infotext", Button).disabled = not has_infotext
 
@@ -248,6 +252,9 @@ class PngInfoScreen(TabScreen):
         if target in NOT_YET:
             self.notify(f"Send to {target} {NOT_YET[target]}.", severity="warning")
             return
+        if target in IMG2IMG_TARGETS:
+            self._send_image(target)
+            return
         values = parameters_to_send(self.metadata) if self.metadata is not None else None
         if values is None:
             self.notify("Open an image with generation parameters first.", severity="warning")
@@ -259,6 +266,22 @@ class PngInfoScreen(TabScreen):
         screen.fill(values)
         self.app.switch_mode(target)
         self.notify(f"Parameters sent to {target}.")
+
+    def _send_image(self, target: str) -> None:
+        """A1111's "Send to img2img / inpaint": the image, and its parameters if any."""
+        from sdtui.services.image_files import open_image
+
+        if self.path is None or self.metadata is None:
+            self.notify("Open an image first.", severity="warning")
+            return
+        try:
+            image = open_image(self.path, "Image")
+        except ValueError as error:
+            self.notify(str(error), title="Cannot send", severity="error")
+            return
+        values = parameters_to_send(self.metadata) or {}
+        shown = self.query_one("#path", PathInput).value or str(self.path)
+        send_image(self.app, target, image, values, shown)
 
     def _tab_screen(self, tab_id: str) -> Any:
         """The tab's screen, if it was ever opened (screens register on mount)."""
@@ -294,6 +317,12 @@ class PngInfoScreen(TabScreen):
             "Paste the open image's parameters into txt2img (Alt+T)",
             lambda: self.action_send_to("txt2img"),
         )
+        for target, key in (("img2img", "Alt+I"), ("inpaint", "Alt+N")):
+            yield SystemCommand(
+                f"Send to {target}",
+                f"The open image and its parameters to {target} ({key})",
+                lambda target=target: self.action_send_to(target),
+            )
         yield SystemCommand(
             "Copy infotext", "The open image's infotext (Alt+C)", self.action_copy_infotext
         )

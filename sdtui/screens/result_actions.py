@@ -4,8 +4,9 @@
 `result-panel`: select an image (Alt+←/→), copy its infotext (Alt+C), show its folder
 (Alt+O), Save (Alt+S: the selected image -- the whole batch when the grid is selected, as
 A1111's `save_selected_only` -- copied to log/images with a log.csv row) and Zip (Alt+Z:
-the whole batch saved and zipped). Send to img2img / inpaint / extras (Alt+I / N / E) say
-that those tabs are not built yet. Clipboard copies use OSC 52, so they work over SSH.
+the whole batch saved and zipped). Send to img2img / inpaint (Alt+I / N) put the selected
+image and its parameters into the img2img tab; extras (Alt+E) says that tab is not built
+yet. Clipboard copies use OSC 52, so they work over SSH.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class ResultActions(TabScreen):
             copies = save_images(
                 _records(images),
                 folder,
-                settings.output_naming("txt2img"),
+                settings.output_naming(self.TAB_ID),
                 write_log=bool(settings.values.get("save_write_log_csv", True)),
             )
         except OSError as error:
@@ -96,7 +97,7 @@ class ResultActions(TabScreen):
             archive = zip_images(
                 _records(self.results),
                 folder,
-                settings.output_naming("txt2img"),
+                settings.output_naming(self.TAB_ID),
                 write_log=bool(settings.values.get("save_write_log_csv", True)),
             )
         except OSError as error:
@@ -106,5 +107,12 @@ class ResultActions(TabScreen):
         self.notify(f"{archive} (path copied)", title=f"Zipped {len(self.results)} image(s)")
 
     def action_send_to(self, target: str) -> None:
-        label = {"img2img": "img2img", "inpaint": "Inpaint", "extras": "Extras"}.get(target)
-        self.notify(not_built(label or target), severity="warning")
+        from sdtui.screens.send_to import IMG2IMG_TARGETS, infotext_values, send_image
+
+        if target not in IMG2IMG_TARGETS:
+            label = {"extras": "Extras"}.get(target, target)
+            self.notify(not_built(label), severity="warning")
+            return
+        if (current := self._current()) is not None:
+            values = infotext_values(current.infotext)
+            send_image(self.app, target, current.load(), values, str(current.path))

@@ -1,41 +1,25 @@
 """The txt2img tab: prompts, the schema's controls, generate / interrupt / skip, results.
 
-Left: prompt and negative prompt (completing `<lora:` names), the styles selector, then the
-controls in A1111's groups (checkpoint, sampler, size and batch, seed with its extras, hires
-fix, advanced sampler parameters), each built from the parameter schema. Right: progress,
-the selected image, the batch's thumbnails, the buttons under them and the selected image's
-infotext. Styles and extra networks are `PromptTools`, the result buttons `ResultActions`.
-
-A job that fails (out of memory, a broken checkpoint, a misspelt LoRA, ...) is a message
-with what to do (`sdtui.services.failure_advice`); its traceback goes to
-`<data-dir>/sdtui/last-error.txt`. Images finished before the failure are kept, and the
-next generation works as before. A failed model load (the preload at start-up) says so too.
+Everything but what is txt2img's own is `GenerationScreen` (`sdtui.screens.generation`):
+here are the groups of controls in A1111's order (checkpoint, sampler, size and batch, seed
+with its extras, hires fix with its prompts, advanced sampler parameters) and the request,
+queued with `Backend.submit_txt2img`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.lazy import Lazy
 from textual.widget import Widget
-from textual.widgets import Button, Collapsible, ProgressBar, Static
 
 from sdtui.keymap import TXT2IMG_KEYS, bindings
 from sdtui.params.schema import GenerationParams
-from sdtui.screens.prompt_tools import PromptTools
-from sdtui.screens.result_actions import RESULT_ACTIONS, ResultActions
-from sdtui.services.failure_advice import failure_advice
-from sdtui.widgets.param_form import FormError, ParamForm, control_id
-from sdtui.widgets.prompt_completion import CompletingPromptBox
-from sdtui.widgets.results_panel import ResultsPanel
-from sdtui.widgets.styles_panel import StylesPanel
+from sdtui.screens.generation import GenerationScreen, Group, lazy
+from sdtui.widgets.param_form import ParamForm
 
-GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    # (title, fields, collapsed); None title = always visible
+GROUPS: tuple[Group, ...] = (
+    # (title, fields, collapsed); "" = always visible
     ("", ("model", "vae"), False),
     ("", ("sampler", "schedule", "steps", "cfg_scale"), False),
     ("", ("width", "height", "batch_count", "batch_size"), False),
@@ -89,346 +73,26 @@ PROMPT_FIELDS = ("prompt", "negative_prompt")
 HIRES_PROMPT_FIELDS = ("hires_prompt", "hires_negative_prompt")
 
 
-def _lazy(form: Widget, collapsed: bool) -> Widget:
-    """A collapsed group's form is mounted just after the first frame (about half the
-    screen's widgets: the first paint comes sooner); `ParamForm` works before that."""
-    return Lazy(form) if collapsed else form
-
-
-class Txt2ImgScreen(PromptTools, ResultActions):
+class Txt2ImgScreen(GenerationScreen):
     TAB_ID = "txt2img"
     BINDINGS: ClassVar = bindings(TXT2IMG_KEYS)
-    DEFAULT_CSS = """
-    #controls { width: 60; min-width: 40; border-right: solid $panel; padding: 0 1; }
-    #controls Collapsible { padding: 0; margin: 0; border-top: none; }
-    #controls .group { height: auto; margin: 0 0 1 0; }
-    #results { width: 1fr; padding: 0 1; }
-    #actions { height: 1; }
-    #actions Button { margin: 0 1 0 0; min-width: 10; }
-    #progress-text { width: 1fr; color: $text-muted; padding: 0 1; }
-    #progress { height: 1; }
-    #progress Bar { width: 1fr; }
-    #result-panel { height: 1fr; }
-    """
+    GROUPS = GROUPS
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.defaults = GenerationParams()
-        self.forms: list[ParamForm] = []
-        self.job_id: int | None = None
-        self.load_jobs: set[int] = set()  # model loads queued by the backend
-        self.forever = False
-        self.last_seed: int | None = None
-        # the size the form was last given for a checkpoint; it follows the next checkpoint's
-        # native size while the user has not changed it
-        self.auto_size = (self.defaults.width, self.defaults.height)
+    def group_extras(self, group: Group) -> Iterable[Widget]:
+        title, _names, collapsed = group
+        if title != "Hires. fix":
+            return ()
+        hires_form = ParamForm(list(HIRES_PROMPT_FIELDS), self.defaults, id="group-hires-p")
+        self.forms.append(hires_form)
+        return (lazy(hires_form, collapsed),)
 
-    # -- layout ----------------------------------------------------------------------------
-
-    def compose_body(self) -> ComposeResult:
-        with Horizontal():
-            with VerticalScroll(id="controls"):
-                yield CompletingPromptBox("Prompt", id="prompt", lora_names=self.lora_names)
-                yield CompletingPromptBox(
-                    "Negative prompt", id="negative-prompt", lora_names=self.lora_names
-                )
-                yield StylesPanel(id="styles-panel", classes="group")
-                for index, (title, names, collapsed) in enumerate(GROUPS):
-                    form = ParamForm(list(names), self.defaults, id=f"group-{index}")
-                    self.forms.append(form)
-                    if title:
-                        with Collapsible(title=title, collapsed=collapsed, classes="group"):
-                            yield _lazy(form, collapsed)
-                            if title == "Hires. fix":
-                                hires_form = ParamForm(
-                                    list(HIRES_PROMPT_FIELDS), self.defaults, id="group-hires-p"
-                                )
-                                self.forms.append(hires_form)
-                                yield _lazy(hires_form, collapsed)
-                    else:
-                        with Vertical(classes="group"):
-                            yield form
-            with Vertical(id="results"):
-                with Horizontal(id="actions"):
-                    yield Button("Generate", id="generate", variant="primary", compact=True)
-                    yield Button("Interrupt", id="interrupt", compact=True)
-                    yield Button("Skip", id="skip", compact=True)
-                    yield Static("", id="progress-text")
-                yield ProgressBar(total=1, id="progress", show_eta=False)
-                yield ResultsPanel(id="result-panel")
-
-    def on_mount(self) -> None:
-        self.app.tab_screens.append(self)
-        self.prompt_box().focus()
-        self._apply_choices()
-        self.reload_styles()
-
-    def on_backend_event(self, event: Any) -> None:
-        from sdtui.runtime.job_events import (
-            Failed,
-            Finished,
-            Interrupted,
-            Preview,
-            Progress,
-            Queued,
-            ResultAdded,
-        )
-        from sdtui.services.backend import BackendStatus
-
-        if isinstance(event, BackendStatus):
-            self._apply_choices()
-            return
-        if isinstance(event, Queued) and event.kind == "load":
-            self.load_jobs.add(event.job_id)
-        elif isinstance(event, Failed) and event.job_id in self.load_jobs:
-            self.show_failure(event, "Loading the checkpoint failed")
-        if getattr(event, "job_id", None) != self.job_id:
-            return
-        if isinstance(event, Progress):
-            self._show_progress(event)
-        elif isinstance(event, Preview):
-            self.result_panel.show_preview(event.image)
-        elif isinstance(event, ResultAdded):
-            self._add_result(event.item)
-        elif isinstance(event, Finished | Interrupted | Failed):
-            self._finish(event)
-
-    def _apply_choices(self) -> None:
-        choices = self.app.backend.choices()
-        if not choices:
-            return
-        status = self.app.backend.status
-        for form in self.forms:
-            form.set_choices(choices)
-            if "model" in form.controls and status.checkpoint:
-                titles = [
-                    name
-                    for name in choices.get("model", [])
-                    if os.path.splitext(name)[0].replace("/", "_") == status.checkpoint
-                ]
-                if titles and form.values().get("model") is None:
-                    form.set_values({"model": titles[0]})
-        self.follow_native_size(status.native_size)
-
-    def follow_native_size(self, size: int | None) -> None:
-        """Start at the checkpoint's training resolution (128 for the default model, 1024
-        for SDXL) unless the user has chosen a size."""
-        if not size or (size, size) == self.auto_size:
-            return
-        form = next((form for form in self.forms if "width" in form.controls), None)
-        if form is None:
-            return
-        try:
-            current = form.values()
-        except FormError:
-            return
-        if (current.get("width"), current.get("height")) == self.auto_size:
-            form.set_values({"width": size, "height": size})
-            self.auto_size = (size, size)
-
-    # -- reading the form ------------------------------------------------------------------
-
-    def current_params(self) -> GenerationParams:
-        """The form's values as parameters (FormError lists entries that are not numbers)."""
-        values: dict[str, Any] = {
-            "prompt": self.prompt_box("prompt").text,
-            "negative_prompt": self.prompt_box("negative-prompt").text,
-            "styles": self.styles_panel.selected,
-        }
-        problems = []
-        for form in self.forms:
-            try:
-                values.update(form.values())
-            except FormError as error:
-                problems += error.problems
-        if problems:
-            raise FormError(problems)
+    def adjust_values(self, values: dict[str, Any]) -> None:
         for name in HIRES_PROMPT_FIELDS:
             values[name] = values.get(name) or None
-        return dataclasses.replace(self.defaults, **values)
 
-    def fill(self, params: GenerationParams | dict[str, Any]) -> None:
-        """Set every control from parameters (a pasted infotext, the last generation)."""
-        values = params if isinstance(params, dict) else dataclasses.asdict(params)
-        if "prompt" in values:
-            self.prompt_box("prompt").text = values["prompt"] or ""
-        if "negative_prompt" in values:
-            self.prompt_box("negative-prompt").text = values["negative_prompt"] or ""
-        if "styles" in values:
-            missing = self.styles_panel.set_selected(values["styles"] or ())
-            if missing:
-                self.notify(f"Not in styles.csv: {', '.join(missing)}", severity="warning")
-        for form in self.forms:
-            form.set_values(values)
+    def prepare(self, params: GenerationParams) -> GenerationParams:
+        return self.app.backend.prepare(params)
 
-    def _field(self, name: str) -> Any:
-        return self.query_one(f"#{control_id(name)}")
-
-    # -- actions ---------------------------------------------------------------------------
-
-    async def on_button_pressed(self, event: Button.Pressed) -> None:
-        actions = {
-            "generate": "generate",
-            "interrupt": "interrupt",
-            "skip": "skip",
-            "apply-styles": "apply_styles",
-            "save-style": "save_style",
-            **RESULT_ACTIONS,
-        }
-        action = actions.get(event.button.id or "")
-        if action is not None:
-            event.stop()
-            await self.run_action(action)
-
-    def action_generate(self) -> None:
-        from sdtui.params.validate import ParameterError
-        from sdtui.registry import UnknownNameError
-
-        backend = self.app.backend
-        if self.job_id is not None:
-            self.notify("Already generating: interrupt it (Esc) or wait.", severity="warning")
-            return
-        if not backend.ready:
-            self.notify(backend.status.message, title="Not ready yet", severity="warning")
-            return
-        try:
-            params = backend.prepare(self.current_params())
-            handle, _job = backend.submit_txt2img(params)
-        except (FormError, ParameterError) as error:
-            self.notify("\n".join(error.problems), title="Check the parameters", severity="error")
-            return
-        except (UnknownNameError, LookupError, ValueError, OSError, RuntimeError) as error:
-            self.notify(str(error), title="Cannot generate", severity="error")
-            return
-        self.job_id = handle.id
-        self.result_panel.clear()
-        self.query_one("#progress", ProgressBar).update(total=params.steps, progress=0)
-        self.query_one("#progress-text", Static).update("queued")
-
-    def action_interrupt(self) -> None:
-        self.forever = False
-        if self.job_id is not None and self.app.backend.interrupt():
-            self.query_one("#progress-text", Static).update("interrupting…")
-
-    def action_skip(self) -> None:
-        if self.job_id is not None:
-            self.app.backend.skip()
-
-    def action_toggle_forever(self) -> None:
-        self.forever = not self.forever
-        self.notify("Generate forever: " + ("on (Esc stops)" if self.forever else "off"))
-        if self.forever and self.job_id is None:
-            self.action_generate()
-
-    def action_random_seed(self) -> None:
-        self._field("seed").value = "-1"
-
-    def action_reuse_seed(self) -> None:
-        seed = self._selected_seed()
-        if seed is None:
-            self.notify("No image yet: generate first.", severity="warning")
-            return
-        self._field("seed").value = str(seed)
-
-    def action_swap_size(self) -> None:
-        width, height = self._field("width"), self._field("height")
-        width.value, height.value = height.value, width.value
-
-    def action_read_params(self) -> None:
-        """A1111's ↙: the prompt box holds an infotext -> fill every field from it; an empty
-        prompt -> the last generation's parameters."""
-        from sdtui.params.codec import params_from_infotext
-
-        prompt = self.prompt_box("prompt").text
-        if prompt.strip():
-            text = prompt
-        else:
-            last = self.app.backend.dirs.own / "last-params.txt"
-            if not last.is_file():
-                self.notify("Nothing to read: paste an infotext into the prompt first.")
-                return
-            text = last.read_text(encoding="utf-8")
-        parsed = params_from_infotext(text)
-        self.fill(parsed.apply_to(self.current_params_or_defaults()))
-        self.notify("Parameters read from " + ("the prompt" if prompt.strip() else "last run"))
-
-    def current_params_or_defaults(self) -> GenerationParams:
-        try:
-            return self.current_params()
-        except FormError:
-            return self.defaults
-
-    def palette_commands(self) -> Any:
-        from textual.app import SystemCommand
-
-        yield SystemCommand("Generate", "Generate images (F5 / Ctrl+G)", self.action_generate)
-        yield SystemCommand("Interrupt", "Stop generating (Esc / F4)", self.action_interrupt)
-        yield SystemCommand("Skip", "Skip the current image (F3)", self.action_skip)
-        yield SystemCommand("Generate forever", "Toggle (F2)", self.action_toggle_forever)
-        yield SystemCommand(
-            "Read generation parameters",
-            "From an infotext in the prompt, or the last generation (Alt+V)",
-            self.action_read_params,
-        )
-        commands = (
-            (
-                "Extra networks",
-                "Insert a LoRA or an embedding, toggle styles (Ctrl+N)",
-                "extra_networks",
-            ),
-            ("Styles", "Choose styles from styles.csv (Ctrl+T)", "styles"),
-            ("Apply styles", "Fold the selected styles into the prompts (Alt+A)", "apply_styles"),
-            ("Save as style", "Save the prompts as a style in styles.csv (Alt+Y)", "save_style"),
-            ("Save image", "Copy to log/images with a log.csv line (Alt+S)", "save_image"),
-            ("Zip batch", "Save the batch and zip it into log/images (Alt+Z)", "zip_images"),
-        )
-        for name, help_text, action in commands:
-            yield SystemCommand(name, help_text, lambda action=action: self.run_action(action))
-
-    # -- job events ------------------------------------------------------------------------
-
-    def _show_progress(self, event: Any) -> None:
-        from sdtui.app import _progress_text
-
-        self.query_one("#progress", ProgressBar).update(total=event.total, progress=event.step)
-        self.query_one("#progress-text", Static).update(_progress_text(event))
-
-    def _add_result(self, saved: Any) -> None:
-        self.result_panel.add(saved)
-
-    def _finish(self, event: Any) -> None:
-        from sdtui.runtime.job_events import Failed, Interrupted
-
-        self.job_id = None
-        for saved in getattr(event, "results", ()) or ():
-            self.result_panel.add(saved)  # images already shown are left as they are
-        text = "done"
-        if isinstance(event, Interrupted):
-            text = "interrupted"
-            self.forever = False
-        elif isinstance(event, Failed):
-            text = "failed"
-            self.forever = False
-            self.show_failure(event, "Generation failed")
-        self.query_one("#progress-text", Static).update(f"{text} · {len(self.results)} image(s)")
-        if self.forever:
-            self.action_generate()
-
-    def show_failure(self, event: Any, context: str) -> None:
-        """A failed job as a message saying what went wrong and what to do; the traceback
-        goes to last-error.txt for a bug report."""
-        advice = failure_advice(event.error_message, event.out_of_memory)
-        text = advice.text
-        path = self.app.backend.dirs.own / "last-error.txt"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(event.traceback, encoding="utf-8")
-            text += f"\nDetails: {path}"
-        except OSError:
-            pass
-        self.notify(text, title=f"{context}: {advice.title}", severity="error", timeout=30)
-
-    def _selected_seed(self) -> int | None:
-        if self.results:
-            return self.results[self.selected].seed
-        return self.last_seed
+    def submit(self, params: GenerationParams) -> Any:
+        handle, _job = self.app.backend.submit_txt2img(params)
+        return handle

@@ -4,6 +4,7 @@
     backend.add_listener(on_event)       # job events and BackendStatus changes, any thread
     backend.start()                      # blocking (imports torch): call it off the UI thread
     handle = backend.submit_txt2img(params)
+    handle = backend.submit_img2img(params, [init_image], mask)
 
 Constructing a Backend is cheap and torch-free, so the app paints its first frame before
 `start()` loads the plugins, starts the runtime and queues the default model's load.
@@ -12,7 +13,7 @@ Constructing a Backend is cheap and torch-free, so the app paints its first fram
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -267,27 +268,52 @@ class Backend:
         self._require_runtime()
         return prepare_txt2img(params, self.host, settings=self.settings)
 
+    def prepare_img2img(self, params: Any) -> Any:
+        """`prepare` for img2img (hires fix off)."""
+        from sdtui.services.requests import prepare_img2img
+
+        self._require_runtime()
+        return prepare_img2img(params, self.host, settings=self.settings)
+
     def submit_txt2img(self, params: Any) -> tuple[Any, Any]:
         """Queue a txt2img job for resolved `params`; returns (handle, job)."""
         from sdtui.services.generation import Txt2ImgJob
 
+        return self._submit_generation(Txt2ImgJob, params)
+
+    def submit_img2img(
+        self, params: Any, init_images: Sequence[Any], mask: Any = None
+    ) -> tuple[Any, Any]:
+        """Queue an img2img job (inpainting with `mask`, white = repaint) for resolved
+        `params` and PIL `init_images`; returns (handle, job)."""
+        from sdtui.services.img2img_job import Img2ImgJob
+
+        upscaler = self.user_settings["upscaler_for_img2img"]
+        return self._submit_generation(
+            Img2ImgJob, params, init_images=list(init_images), mask=mask, resize_upscaler=upscaler
+        )
+
+    def _submit_generation(self, job_class: Any, params: Any, **inputs: Any) -> tuple[Any, Any]:
+        """Queue a `Txt2ImgJob` (or subclass) job; the status names its checkpoint."""
         self._require_runtime()
         model = self.choose_model(params.model)
         settings = self.user_settings
         previews = settings["live_previews_enable"] and settings["show_progress_every_n_steps"]
-        job = Txt2ImgJob(
+        kind = job_class.kind
+        job = job_class(
             self.runtime,
             self.host,
             self.dirs,
             params,
             model,
-            naming=settings.output_naming("txt2img"),
+            naming=settings.output_naming(kind),
             embeddings=self._embeddings(),
             preview_every=max(0, int(previews or 0)),
+            **inputs,
         )
 
         def submit() -> Any:
-            return self.runtime.jobs.submit(job, name="txt2img", kind="txt2img")
+            return self.runtime.jobs.submit(job, name=kind, kind=kind)
 
         if model.name == self.status.checkpoint:
             return submit(), job

@@ -6,9 +6,9 @@ them (A1111's output panel) and the selected image's infotext.
     panel.current                      # the selected ResultImage, or None
 
 The buttons post ordinary `Button.Pressed` messages for the screen: `open-folder`,
-`save-image`, `zip-images`, `copy-infotext`, and `send-img2img` / `send-inpaint` /
-`send-extras`, which stay disabled (with a tooltip saying why) until those tabs exist.
-The others are enabled once there is an image.
+`save-image`, `zip-images`, `copy-infotext`, `send-img2img`, `send-inpaint`, enabled once
+there is an image, and `send-extras`, which stays disabled (with a tooltip saying why) until
+the Extras tab exists.
 """
 
 from __future__ import annotations
@@ -23,18 +23,23 @@ from textual.widgets import Button, Static, TextArea
 
 from sdtui.widgets.image_view import ImageView
 
-# (button id, label, tooltip); the send-to targets are not built yet
+# (button id, label, tooltip), enabled once there is an image
 RESULT_BUTTONS = (
     ("open-folder", "Folder", "Show the image's folder and copy its path (Alt+O)"),
     ("save-image", "Save", "Copy to log/images and add a line to its log.csv (Alt+S)"),
     ("zip-images", "Zip", "Save the batch and zip it into log/images (Alt+Z)"),
     ("copy-infotext", "Copy infotext", "Copy the parameters (Alt+C)"),
 )
+# (button id, label, target); a target without a tooltip here is not built: disabled
 SEND_BUTTONS = (
     ("send-img2img", "→ img2img", "img2img"),
     ("send-inpaint", "→ inpaint", "Inpaint"),
     ("send-extras", "→ extras", "Extras"),
 )
+SEND_TOOLTIPS = {
+    "send-img2img": "Send the image and its parameters to img2img (Alt+I)",
+    "send-inpaint": "Send the image and its parameters to inpaint (Alt+N)",
+}
 
 
 def not_built(target: str) -> str:
@@ -103,7 +108,7 @@ class ResultsPanel(Vertical):
                 yield button
             for button_id, label, target in SEND_BUTTONS:
                 button = Button(label, id=button_id, compact=True, disabled=True)
-                button.tooltip = not_built(target)
+                button.tooltip = SEND_TOOLTIPS.get(button_id) or not_built(target)
                 yield button
         yield TextArea("", id="infotext", read_only=True, soft_wrap=True)
 
@@ -144,5 +149,5 @@ class ResultsPanel(Vertical):
         )
 
     def _enable_buttons(self) -> None:
-        for button_id, _label, _tooltip in RESULT_BUTTONS:
+        for button_id in (*(row[0] for row in RESULT_BUTTONS), *SEND_TOOLTIPS):
             self.query_one(f"#{button_id}", Button).disabled = not self.results
