@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sdtui.params.codec import RunFacts, infotext_from_params, params_from_infotext
 from sdtui.params.infotext import parse_infotext, quote, unquote
 from sdtui.params.schema import PARAMS, GenerationParams, cli_flag, spec
-from sdtui.params.validate import ParameterError, resolve, validate
+from sdtui.params.validate import ParameterError, resolve, resolve_seed, validate
 
 # Written by hand from A1111's format (A1111-FACTS §4): what A1111 1.10 writes.
 GOLDEN_HIRES = (
@@ -148,6 +148,15 @@ def test_resolve_fills_settings_and_seeds() -> None:
     assert resolved.ensd == 31337 and resolved.rng == "CPU" and resolved.clip_skip == 1
     assert 0 <= resolved.seed < 4294967294 and resolved.variation_seed >= 0
     assert resolve(GenerationParams(seed=42)).seed == 42
+
+
+def test_an_unused_variation_seed_resolves_to_a_fixed_value() -> None:
+    """Without a variation strength the variation seed changes nothing, so -1 must not put a
+    random number into the saved parameters (the same run would write other PNG bytes)."""
+    assert resolve(GenerationParams(seed=1)).variation_seed == 0
+    assert resolve(GenerationParams(seed=1, variation_seed=7)).variation_seed == 7
+    varied = resolve(GenerationParams(seed=1, variation_strength=0.3), rng=random.Random(0))
+    assert varied.variation_seed == resolve_seed(-1, random.Random(0))
 
 
 def test_every_field_has_a_complete_spec() -> None:

@@ -95,7 +95,8 @@ def resolve(
     settings: Mapping[str, Any] | None = None,
     rng: random.Random | None = None,
 ) -> GenerationParams:
-    """Unset fields take their setting's value; -1 seeds become random seeds."""
+    """Unset fields take their setting's value; -1 seeds become random seeds (a -1 variation
+    seed only where a variation strength makes it matter, else 0)."""
     merged = {**SETTING_DEFAULTS, **(settings or {})}
     changes: dict[str, Any] = {}
     for name in PARAMS:
@@ -103,5 +104,8 @@ def resolve(
         if getattr(params, name) is None and setting is not None:
             changes[name] = merged.get(setting)
     changes["seed"] = resolve_seed(params.seed, rng)
-    changes["variation_seed"] = resolve_seed(params.variation_seed, rng)
+    if params.variation_strength or params.variation_seed >= 0:
+        changes["variation_seed"] = resolve_seed(params.variation_seed, rng)
+    else:  # unused without a strength: a fixed value keeps the saved parameters reproducible
+        changes["variation_seed"] = 0
     return dataclasses.replace(params, **changes)
