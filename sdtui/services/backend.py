@@ -243,8 +243,9 @@ class Backend:
             digest = short_hash(HashCache.for_dirs(self.dirs).sha256(model.path))
         except (OSError, ValueError):
             return
-        if self.status.checkpoint == model.name:
-            self._update(checkpoint_hash=digest, vae=vae_path.name if vae_path else "None")
+        with self._lock:  # checked and set at once: a failed load may name another model
+            if self.status.checkpoint == model.name:
+                self._update(checkpoint_hash=digest, vae=vae_path.name if vae_path else "None")
 
     # -- jobs ------------------------------------------------------------------------------
 
