@@ -112,18 +112,10 @@ class GenerateCommand:
         return reporting_errors(self.name, self._run, args)
 
     def _run(self, args: argparse.Namespace) -> int:
-        from sdtui.plugins import get_host
-        from sdtui.services.generation import Txt2ImgJob, choose_checkpoint
+        from sdtui.services.generation import Txt2ImgJob
         from sdtui.services.requests import prepare_txt2img
-        from sdtui.services.settings import Settings
 
-        dirs = data_dirs_from(args)
-        dirs.create()
-        host = get_host()
-        settings = Settings.load(dirs)
-        for warning in settings.warnings:
-            print(f"sdtui generate: {warning}", file=sys.stderr)
-        model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
+        dirs, host, settings, model = command_setup(args, "generate")
         params = prepare_txt2img(
             sized_for(model.path, params_from_arguments(args), args),
             host,
@@ -139,6 +131,23 @@ class GenerateCommand:
             ),
             "txt2img",
         )
+
+
+def command_setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Any, Any]:
+    """(data dirs, plugin host, settings, chosen checkpoint) of a generating command; the
+    settings file's warnings go to stderr."""
+    from sdtui.plugins import get_host
+    from sdtui.services.generation import choose_checkpoint
+    from sdtui.services.settings import Settings
+
+    dirs = data_dirs_from(args)
+    dirs.create()
+    host = get_host()
+    settings = Settings.load(dirs)
+    for warning in settings.warnings:
+        print(f"sdtui {command}: {warning}", file=sys.stderr)
+    model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
+    return dirs, host, settings, model
 
 
 def reporting_errors(

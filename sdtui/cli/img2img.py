@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,10 @@ from sdtui import hookimpl
 from sdtui.cli.generate import (
     GenerateCommand,
     add_schema_flags,
+    command_setup,
     params_from_arguments,
     run_job,
 )
-from sdtui.cli.options import data_dirs_from
 from sdtui.params.schema import HIRES, img2img_defaults, spec
 from sdtui.services.image_files import open_image
 
@@ -88,11 +87,8 @@ class Img2ImgCommand(GenerateCommand):
         add_schema_flags(parser, img2img_field, img2img_defaults())
 
     def _run(self, args: argparse.Namespace) -> int:
-        from sdtui.plugins import get_host
-        from sdtui.services.generation import choose_checkpoint
         from sdtui.services.img2img_job import Img2ImgJob
         from sdtui.services.requests import prepare_img2img
-        from sdtui.services.settings import Settings
 
         mode = _mode(args)  # the inputs first: a bad file writes nothing
         init = open_image(args.init, "init image")
@@ -100,13 +96,7 @@ class Img2ImgCommand(GenerateCommand):
         width, height = size_from_image(init, args)
         base = dataclasses.replace(img2img_defaults(), width=width, height=height)
         requested = params_from_arguments(args, base)
-        dirs = data_dirs_from(args)
-        dirs.create()
-        host = get_host()
-        settings = Settings.load(dirs)
-        for warning in settings.warnings:
-            print(f"sdtui img2img: {warning}", file=sys.stderr)
-        model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
+        dirs, host, settings, model = command_setup(args, "img2img")
         params = prepare_img2img(
             requested,
             host,
