@@ -17,7 +17,7 @@ from sdtui import hookimpl
 from sdtui.core.tiles import combine_tiles, tile_grid
 from sdtui.engine.upscale import resize_to
 from sdtui.engine.upscalers import run_upscaler
-from sdtui.plugins import PluginHost
+from sdtui.plugins import DEFAULT_PLUGINS, PluginHost
 from sdtui.registry import RegistrationError
 from tests.plugin_helpers import empty_host
 
@@ -63,7 +63,10 @@ class RoundingPlain:
 
 
 def host_with_fakes() -> PluginHost:
-    host = PluginHost(load_entry_points=False)
+    # the model upscalers run real networks (and cache weights in the data dir): they have
+    # their own tests of size, progress and tiling in tests/test_model_upscalers.py
+    builtins = [name for name in DEFAULT_PLUGINS if not name.endswith(".model_upscalers")]
+    host = PluginHost(builtins=builtins, load_entry_points=False)
 
     @hookimpl
     def register_upscalers(register: Any) -> None:
