@@ -63,8 +63,12 @@ def register_trainers(register: Register) -> None:
 
 @hookspec
 def register_scripts(register: Register) -> None:
-    """Register generation scripts (A1111's Script dropdown): objects with `name` and
-    `run(context, request)`."""
+    """Register generation scripts (A1111's Script dropdown): objects with `name`,
+    `run(context, request)` and optionally `modes` (some of "txt2img", "img2img"; default
+    both), `options` (`sdtui.services.script_options.ScriptOption`s) and `check(request)`
+    (raise ValueError before any model loads). `request` carries the resolved params and
+    the option values; `context.process(params)` generates and saves like the job,
+    `context.save_grid(image, first)` writes a grid. See `sdtui.services.scripts`."""
 
 
 @hookspec

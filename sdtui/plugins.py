@@ -39,7 +39,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sdtui_plugins.builtin.model_families",
     "sdtui_plugins.builtin.schedules",
     "sdtui_plugins.builtin.upscalers",
+    "sdtui_plugins.builtin.model_upscalers",
     "sdtui_plugins.builtin.samplers",
+    "sdtui_plugins.builtin.scripts",
 )
 
 

@@ -47,6 +47,21 @@ def upscaler_problem(obj: Any) -> str | None:
     return None
 
 
+SCRIPT_MODES = ("txt2img", "img2img")
+
+
+def script_problem(obj: Any) -> str | None:
+    """A script's optional `modes` are some of txt2img / img2img, its optional `options`
+    have names; see sdtui.services.scripts."""
+    modes = getattr(obj, "modes", SCRIPT_MODES)
+    if isinstance(modes, str) or not set(modes or ()) <= set(SCRIPT_MODES) or not modes:
+        return f"has `modes` {modes!r}, not a non-empty collection of {', '.join(SCRIPT_MODES)}"
+    for option in getattr(obj, "options", ()) or ():
+        if not isinstance(getattr(option, "name", None), str):
+            return f"has an option without a `name`: {option!r}"
+    return None
+
+
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
@@ -56,7 +71,7 @@ KINDS: dict[str, Kind] = {
         Kind("face_restorers", "face restorer", ("restore",)),
         Kind("interrogators", "interrogator", ("interrogate",)),
         Kind("trainers", "trainer", ("train",)),
-        Kind("scripts", "script", ("run",)),
+        Kind("scripts", "script", ("run",), script_problem),
         Kind("commands", "command", ("add_arguments", "run")),
     )
 }

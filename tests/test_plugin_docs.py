@@ -111,9 +111,51 @@ def check_trainers(hook: str) -> None:
     assert context.steps == [(1, 3), (2, 3), (3, 3)]
 
 
+class FakeScriptContext(FakeContext):
+    """What `ScriptContext` offers, recording the runs and grids instead of generating."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.planned: list = []
+        self.runs: list = []
+        self.grids: list = []
+
+    def plan(self, runs: list) -> None:
+        self.planned = list(runs)
+
+    def process(self, params, **inputs: object) -> list:
+        from types import SimpleNamespace
+
+        self.runs.append(params)
+        image = Image.new("RGB", (8, 8), (len(self.runs) * 40, 0, 0))
+        return [SimpleNamespace(image=image, params=params, infotext=f"seed {params.seed}")]
+
+    def save_grid(self, image, first, *, infotext=None, basename: str = "grid") -> Path:
+        self.grids.append((image, first, infotext, basename))
+        return Path(f"{basename}-0000.png")
+
+
 def check_scripts(hook: str) -> None:
-    _, _, script = registered(hook)
-    assert script.run(FakeContext(), "request") == ["request", "request"]
+    import dataclasses
+
+    from sdtui.params.schema import GenerationParams
+    from sdtui.services.script_options import ScriptError, parse_script_args, resolve_options
+    from sdtui.services.scripts import ScriptRequest, check_request
+
+    host, _, script = registered(hook)
+    options = resolve_options(script, parse_script_args(script, ["Images=2"]))
+    request = ScriptRequest(GenerationParams(prompt="x", seed=10), options, "txt2img", host)
+    check_request(script, request)
+    context = FakeScriptContext()
+    made = script.run(context, request)
+    assert [params.seed for params in context.runs] == [10, 11] == [p.seed for p in context.planned]
+    ((grid, first, infotext, basename),) = context.grids
+    assert grid.size == (16, 8) and first is made[0] and infotext is None
+    assert basename == "seed_sweep"
+    assert grid.getpixel((12, 4)) == (80, 0, 0)  # the second image on the right
+    with pytest.raises(ScriptError, match="batch size 1"):
+        batched = dataclasses.replace(request.params, batch_size=2)
+        check_request(script, dataclasses.replace(request, params=batched))
 
 
 def check_commands(hook: str, capsys: pytest.CaptureFixture[str] | None = None) -> None:

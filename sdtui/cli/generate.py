@@ -17,6 +17,12 @@ from typing import Any
 
 from sdtui import hookimpl
 from sdtui.cli.options import data_dirs_from
+from sdtui.cli.script_flags import (
+    add_script_flags,
+    check_script,
+    script_from_arguments,
+    script_help,
+)
 from sdtui.params.schema import (
     IMG2IMG,
     INPAINT,
@@ -107,6 +113,7 @@ class GenerateCommand:
             " Kitty / iTerm2 / blocks; otherwise coloured half-blocks)",
         )
         add_schema_flags(parser)
+        add_script_flags(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         return reporting_errors(self.name, self._run, args)
@@ -115,27 +122,34 @@ class GenerateCommand:
         from sdtui.services.generation import Txt2ImgJob
         from sdtui.services.requests import prepare_txt2img
 
+        if args.help_script:
+            return script_help(args, "txt2img")
+        script, script_args = script_from_arguments(args, "txt2img")
         dirs, host, settings, model = command_setup(args, "generate")
+        requested = sized_for(model.path, params_from_arguments(args), args)
         params = prepare_txt2img(
-            sized_for(model.path, params_from_arguments(args), args),
+            requested,
             host,
             legacy_schedule=args.schedule is None,
             settings=settings.generation_defaults(),
         )
+        random_seed = requested.seed == -1
+        check_script(script, script_args, params, dirs, random_seed, "txt2img")
         naming = settings.output_naming("txt2img")
-        return run_job(
-            args,
-            host,
-            lambda runtime: Txt2ImgJob(
-                runtime, host, dirs, params, model, out_dir=args.out, naming=naming
-            ),
-            "txt2img",
-        )
+
+        def make_job(runtime: Any) -> Txt2ImgJob:
+            return Txt2ImgJob(
+                runtime, host, dirs, params, model, out_dir=args.out, naming=naming,
+                script=script, script_args=script_args, random_seed=random_seed,
+            )  # fmt: skip
+
+        return run_job(args, host, make_job, "txt2img")
 
 
 def command_setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Any, Any]:
-    """(data dirs, plugin host, settings, chosen checkpoint) of a generating command; the
-    settings file's warnings go to stderr."""
+    """(data dirs, plugin host, settings, chosen checkpoint) of a generating command, the
+    upscaler files in the data dir registered; the settings file's warnings and unusable
+    upscaler files go to stderr."""
     from sdtui.plugins import get_host
     from sdtui.services.generation import choose_checkpoint
     from sdtui.services.settings import Settings
@@ -147,6 +161,10 @@ def command_setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Any
     for warning in settings.warnings:
         print(f"sdtui {command}: {warning}", file=sys.stderr)
     model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
+    from sdtui_plugins.builtin.model_upscalers import register_folder_upscalers
+
+    for path, reason in register_folder_upscalers(host, dirs):
+        print(f"sdtui {command}: upscaler {path} is unusable: {reason}", file=sys.stderr)
     return dirs, host, settings, model
 
 

@@ -17,6 +17,7 @@ path, and errors must read like A1111 users expect ("Steps must be between 1 and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -706,9 +707,14 @@ def spec(name: str) -> Spec:
     return PARAMS[name].metadata["spec"]
 
 
+@functools.cache
+def _type_hints() -> dict[str, Any]:
+    return typing.get_type_hints(GenerationParams)  # slow (evaluates every annotation)
+
+
 def value_type(name: str) -> type:
     """The concrete type of a field (int for `int | None`, tuple for styles)."""
-    hint = typing.get_type_hints(GenerationParams)[name]
+    hint = _type_hints()[name]
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
     return typing.get_origin(hint) or hint

@@ -1,12 +1,15 @@
 """txt2img as a runtime job: pick the checkpoint, load it through the model cache, generate,
 and save every image as soon as it exists (an interrupted run keeps what it finished).
 
-The CLI and the TUI both submit `Txt2ImgJob(...)` to the runtime's job queue.
+The CLI and the TUI both submit `Txt2ImgJob(...)` to the runtime's job queue. With a
+`script` (A1111's Script dropdown) the job runs the script instead, which generates through
+`process` as often as it needs (`sdtui.services.scripts`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -145,17 +148,59 @@ class Txt2ImgJob:
     # an EmbeddingDatabase the app keeps between jobs; None: read dirs.embeddings for this job
     embeddings: Any = None
     preview_every: int = 0  # a live preview every N steps (A1111's show_progress_every_n_steps)
+    # A1111's Script dropdown: a registered script (sdtui.services.scripts) runs the job,
+    # with its option values by name (parsed, or strings as `--script-arg` gives them)
+    script: Any = None
+    script_args: Mapping[str, Any] = field(default_factory=dict)
+    random_seed: bool = False  # the request said seed -1 (scripts' "Keep -1 for seeds")
+    _facts_used: Any = field(default=None, init=False, repr=False)
+    _loras: dict[frozenset[str], dict[str, Any]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __call__(self, context: Any) -> list[SavedImage]:
         from sdtui.engine.images import image_grid
 
+        if self.script is not None:
+            from sdtui.services.scripts import run_script
+
+            return run_script(self, context)
         self.params = apply_styles(self.params, self.dirs)
-        vae_path = resolve_vae(self.model.path, self.params.vae or "Automatic", self.dirs)
-        networks = self._networks()  # before the model: a misspelt LoRA fails at once
-        others = self._other_models()  # a misspelt hires checkpoint or refiner, too
-        context.progress(0, self.params.steps, text=f"loading {self.model.name}")
-        loaded = load_model(self.runtime, self.plugin_host, self.model, vae_path)
-        facts = self._facts(vae_path)
+        results = self.process(self.params, context)
+        if len(results) > 1:
+            grid = image_grid([r.image for r in results], self.params.batch_size)
+            self.save_grid(grid, results[0], context)
+        if results:
+            self.remember(results[-1])
+        return self.saved
+
+    def process(
+        self,
+        params: GenerationParams,
+        context: Any,
+        *,
+        model: ModelChoice | None = None,
+        save: bool = True,
+        out_dir: Path | None = None,
+        **inputs: Any,
+    ) -> list[Any]:
+        """One engine run of `params` (resolved) on `model` (default: the job's), each
+        image saved as soon as it exists unless `save` is False (into `out_dir` if given).
+        `inputs`: the mode's inputs (img2img: `init_images`, `mask`; default the job's)."""
+        model = model or self.model
+        params = apply_styles(params, self.dirs)
+        vae_path = resolve_vae(model.path, params.vae or "Automatic", self.dirs)
+        networks = self._networks(params)  # before the model: a misspelt LoRA fails at once
+        others = self._other_models(params, model)  # a misspelt hires checkpoint, too
+        context.progress(0, params.steps, text=f"loading {model.name}")
+        load = switch_model if self.script is not None else load_model  # scripts may switch
+        loaded = load(self.runtime, self.plugin_host, model, vae_path)
+        facts = self._facts_used = self._facts(vae_path, model)
+
+        def on_image(result: Any) -> None:
+            if save:
+                self._save(result, facts, context, out_dir)
+
         options = {
             "samplers": self.plugin_host.samplers,
             "schedules": self.plugin_host.schedules,
@@ -163,43 +208,62 @@ class Txt2ImgJob:
             "context": context,
             "model_facts": facts,
             "version": VERSION,
-            "on_image": lambda result: self._save(result, facts, context),
+            "on_image": on_image,
             "embeddings": self._embeddings(loaded),
             "networks": networks,
             "preview_every": self.preview_every,
             "other_models": others,
         }
-        results = self._generate(loaded, options)
-        if len(results) > 1:
-            grid = image_grid([r.image for r in results], self.params.batch_size)
-            path = self._write(grid, results[0], facts, grid=True)
-            context.add_result(SavedImage(path, results[0].infotext, results[0].params.seed, True))
-        if results:  # A1111's params.txt: what the ↙ button reads back
-            last = self.dirs.own / "last-params.txt"
-            last.write_text(results[-1].infotext, encoding="utf-8")
-        return self.saved
+        return self._generate(loaded, params, options, **inputs)
 
-    def _generate(self, loaded: Any, options: dict[str, Any]) -> list[Any]:
+    def save_grid(
+        self,
+        image: Any,
+        first: Any,
+        context: Any,
+        *,
+        infotext: str | None = None,
+        basename: str = "grid",
+    ) -> SavedImage:
+        """Write a grid into the grids folder with the infotext of `first` (a generated
+        image: A1111's grids carry their first image's) or `infotext`."""
+        text = first.infotext if infotext is None else infotext
+        described = dataclasses.replace(first, image=image, infotext=text)
+        path = self._write(image, described, self._facts_used, grid=True, basename=basename)
+        saved = SavedImage(path, text, first.params.seed, True)
+        context.add_result(saved)
+        return saved
+
+    def remember(self, last: Any) -> None:
+        """A1111's params.txt: the last image's infotext, what the ↙ button reads back."""
+        (self.dirs.own / "last-params.txt").write_text(last.infotext, encoding="utf-8")
+
+    def _generate(
+        self, loaded: Any, params: GenerationParams, options: dict[str, Any], **inputs: Any
+    ) -> list[Any]:
         """The engine call: `options` are the keyword arguments every mode takes."""
         from sdtui.engine.txt2img import txt2img
 
-        return txt2img(loaded, self.params, **options)
+        if inputs:
+            raise TypeError(f"txt2img takes no inputs, got {', '.join(inputs)}")
+        return txt2img(loaded, params, **options)
 
-    def _other_models(self) -> Any:
+    def _other_models(self, params: GenerationParams, model: ModelChoice) -> Any:
         """Loaders for the hires checkpoint and the refiner the request names (resolved
-        now, loaded when the run needs them), and for this job's own model."""
+        now, loaded when the run needs them), and for the run's own model."""
         from sdtui.engine.model_switch import OtherModels, named_checkpoint
 
-        hires = named_checkpoint(self.params.hires_checkpoint) if self.params.enable_hires else None
-        refiner = named_checkpoint(self.params.refiner_checkpoint)
+        hires = named_checkpoint(params.hires_checkpoint) if params.enable_hires else None
+        refiner = named_checkpoint(params.refiner_checkpoint)
+        vae = params.vae or "Automatic"
         return OtherModels(
-            hires=self._checkpoint(hires) if hires else None,
-            refiner=self._checkpoint(refiner) if refiner else None,
-            reload=self._loader(self.model),
+            hires=self._checkpoint(hires, vae) if hires else None,
+            refiner=self._checkpoint(refiner, vae) if refiner else None,
+            reload=self._loader(model, vae),
             embeddings_for=self._embeddings,
         )
 
-    def _checkpoint(self, query: str) -> Any:
+    def _checkpoint(self, query: str, vae: str) -> Any:
         """A checkpoint by any name A1111 accepts, titled as A1111's infotext names it."""
         from sdtui.engine.model_switch import Checkpoint
 
@@ -208,20 +272,22 @@ class Txt2ImgJob:
             digest = choice.checkpoint.short_hash
         else:
             digest = short_hash(HashCache.for_dirs(self.dirs).sha256(choice.path))
-        return Checkpoint(f"{choice.path.stem} [{digest}]", self._loader(choice))
+        return Checkpoint(f"{choice.path.stem} [{digest}]", self._loader(choice, vae))
 
-    def _loader(self, choice: ModelChoice) -> Any:
-        vae_path = resolve_vae(choice.path, self.params.vae or "Automatic", self.dirs)
+    def _loader(self, choice: ModelChoice, vae: str) -> Any:
+        vae_path = resolve_vae(choice.path, vae, self.dirs)
         return lambda: switch_model(self.runtime, self.plugin_host, choice, vae_path)
 
-    def _networks(self) -> dict[str, Any]:
+    def _networks(self, params: GenerationParams) -> dict[str, Any]:
         """The LoRA files the prompts' `<lora:name:...>` tags name, read and hashed (the
         12-hex addnet hash goes into "Lora hashes"); LoraNotFoundError lists close names."""
         from sdtui.engine.networks import requested_names
         from sdtui.models.networks import load_loras
 
-        names = requested_names(self.params)
-        return load_loras(self.dirs, names, HashCache.for_dirs(self.dirs)) if names else {}
+        names = frozenset(requested_names(params))
+        if names and names not in self._loras:
+            self._loras[names] = load_loras(self.dirs, names, HashCache.for_dirs(self.dirs))
+        return self._loras[names] if names else {}
 
     def _embeddings(self, loaded: Any) -> Any:
         """The textual-inversion embeddings that fit the loaded model."""
@@ -232,30 +298,40 @@ class Txt2ImgJob:
             self.embeddings = EmbeddingDatabase(self.dirs.embeddings, hashes=cache)
         return self.embeddings.for_model(loaded)
 
-    def _facts(self, vae_path: Path | None) -> Any:
+    def _facts(self, vae_path: Path | None, model: ModelChoice | None = None) -> Any:
         from sdtui.engine.txt2img import ModelFacts
 
+        model = model or self.model
         cache = HashCache.for_dirs(self.dirs)
         model_hash = (
-            self.model.checkpoint.short_hash
-            if self.model.checkpoint
-            else short_hash(cache.sha256(self.model.path))
+            model.checkpoint.short_hash
+            if model.checkpoint
+            else short_hash(cache.sha256(model.path))
         )
         vae_hash = short_hash(cache.sha256(vae_path)) if vae_path else None
         return ModelFacts(
-            name=self.model.name,
+            name=model.name,
             short_hash=model_hash,
             vae_name=vae_path.name if vae_path else None,
             vae_hash=vae_hash,
         )
 
-    def _save(self, result: Any, facts: Any, context: Any) -> None:
-        path = self._write(result.image, result, facts, grid=False)
+    def _save(self, result: Any, facts: Any, context: Any, out_dir: Path | None = None) -> None:
+        path = self._write(result.image, result, facts, grid=False, out_dir=out_dir)
         saved = SavedImage(path, result.infotext, result.params.seed)
         self.saved.append(saved)
         context.add_result(saved)
 
-    def _write(self, image: Any, result: Any, facts: Any, *, grid: bool) -> Path:
+    def _write(
+        self,
+        image: Any,
+        result: Any,
+        facts: Any,
+        *,
+        grid: bool,
+        basename: str = "grid",
+        out_dir: Path | None = None,
+    ) -> Path:
         from sdtui.params.image_metadata import save_image
 
         params = result.params
@@ -276,9 +352,14 @@ class Txt2ImgJob:
             iteration=result.index // params.batch_size,
             batch_count=params.batch_count,
         )
-        folder = self.out_dir or self.naming.folder(self.dirs, self.kind, name_context, grid=grid)
+        folder = (
+            out_dir
+            or self.out_dir
+            or self.naming.folder(self.dirs, self.kind, name_context, grid=grid)
+        )
         folder.mkdir(parents=True, exist_ok=True)
-        basename = "grid" if grid else ""
-        target = self.naming.path(folder, name_context, basename=basename, short=grid)
+        target = self.naming.path(
+            folder, name_context, basename=basename if grid else "", short=grid
+        )
         json_params = {k: v for k, v in dataclasses.asdict(params).items() if v is not None}
         return save_image(image, target, infotext=result.infotext, params=json_params)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from sdtui.params.schema import GenerationParams
 from sdtui.services.generation import Txt2ImgJob
 
 
@@ -26,12 +27,19 @@ class Img2ImgJob(Txt2ImgJob):
     mask: Any = None  # a PIL image, white = repaint; None: img2img
     resize_upscaler: str | None = None  # A1111's "Upscaler for img2img"; None: Lanczos
 
-    def _generate(self, loaded: Any, options: dict[str, Any]) -> list[Any]:
+    def _generate(
+        self, loaded: Any, params: GenerationParams, options: dict[str, Any], **inputs: Any
+    ) -> list[Any]:
+        """img2img of `inputs`' `init_images` and `mask` (default: the job's; a script may
+        pass others, e.g. loopback's previous result)."""
         from sdtui.engine.img2img import img2img
 
+        unknown = set(inputs) - {"init_images", "mask"}
+        if unknown:
+            raise TypeError(f"img2img inputs are init_images and mask, got {', '.join(unknown)}")
         upscaler = None
         if self.resize_upscaler and self.resize_upscaler != "None":
             upscaler = self.plugin_host.upscalers.get(self.resize_upscaler)
-        return img2img(
-            loaded, self.params, self.init_images, self.mask, resize_upscaler=upscaler, **options
-        )
+        init_images = inputs.get("init_images", self.init_images)
+        mask = inputs.get("mask", self.mask)
+        return img2img(loaded, params, init_images, mask, resize_upscaler=upscaler, **options)

@@ -1,0 +1,81 @@
+"""`--script NAME --script-arg KEY=VALUE ... [--help-script]` for `sdtui generate` and
+`sdtui img2img`: A1111's Script dropdown from the command line.
+
+    sdtui generate --prompt "a cat" --script xyz --script-arg x_type=Steps \
+        --script-arg "x_values=1-3" --steps 2
+    sdtui generate --script "Prompt matrix" --help-script     # the script's options
+
+A script is named by its A1111 title or an alias, in any case ("X/Y/Z plot", "xyz");
+options by name or A1111 label ("x_type", "X type"). An unknown script, an unknown option,
+a bad value, or a request the script cannot run (an unknown sampler among the axis values)
+is an error with exit code 2 before any model is loaded or anything written.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_script_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("scripts (A1111's Script dropdown)")
+    group.add_argument(
+        "--script",
+        metavar="NAME",
+        help="run a script: 'X/Y/Z plot' (xyz), 'Prompt matrix', 'Prompts from file or "
+        "textbox' (prompts_from_file), or a plugin's; any case",
+    )
+    group.add_argument(
+        "--script-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an option of the script (repeatable); --help-script lists them",
+    )
+    group.add_argument(
+        "--help-script",
+        action="store_true",
+        help="print the options of --script NAME (without --script: the scripts) and exit",
+    )
+
+
+def script_help(args: argparse.Namespace, mode: str) -> int:
+    """`--help-script`: the script's options, or every script of this mode."""
+    from sdtui.plugins import get_host
+    from sdtui.services.script_options import describe_script, script_modes
+    from sdtui.services.scripts import find_script
+
+    host = get_host()
+    if args.script:
+        print(describe_script(find_script(host, args.script, mode)))
+        return 0
+    for script in host.scripts:
+        if mode in script_modes(script):
+            aliases = ", ".join(getattr(script, "aliases", ()) or ())
+            print(f"{script.name}" + (f" (also: {aliases})" if aliases else ""))
+    return 0
+
+
+def script_from_arguments(args: argparse.Namespace, mode: str) -> tuple[Any, dict[str, Any]]:
+    """(script, option values) for `--script` (None, {} without one); errors raise."""
+    from sdtui.plugins import get_host
+    from sdtui.services.scripts import ScriptError, prepare_script
+
+    if not args.script:
+        if args.script_arg:
+            raise ScriptError("--script-arg needs --script NAME")
+        return None, {}
+    return prepare_script(get_host(), args.script, mode, args.script_arg)
+
+
+def check_script(
+    script: Any, options: dict[str, Any], params: Any, dirs: Any, random_seed: bool, mode: str
+) -> None:
+    """The script's own checks of the prepared request (before the model loads)."""
+    from sdtui.plugins import get_host
+    from sdtui.services.scripts import ScriptRequest, check_request
+
+    if script is None:
+        return
+    request = ScriptRequest(params, options, mode, get_host(), dirs, random_seed)
+    check_request(script, request)
