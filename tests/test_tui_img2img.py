@@ -158,6 +158,7 @@ async def test_sub_tabs_switch_by_keys_and_show_their_controls(data_dirs) -> Non
             ("inpaint", True, False, False, True),
             ("inpaint_sketch", True, False, True, True),
             ("inpaint_upload", False, True, False, True),
+            ("batch", False, False, False, True),  # a mask folder makes it inpainting
             ("img2img", False, False, False, False),
         ]
         for state in expected:
@@ -172,7 +173,7 @@ async def test_sub_tabs_switch_by_keys_and_show_their_controls(data_dirs) -> Non
         assert panel.mode == "inpaint" and panel.canvas.mode == "inpaint"
         await pilot.press("alt+p")  # paint: the canvas takes the keys
         assert app.focused is panel.canvas.surface
-        for _ in range(3):  # faster than the tab row's messages arrive
+        for _ in range(4):  # faster than the tab row's messages arrive
             panel.cycle_mode()
         await pilot.pause()
         assert panel.mode == "img2img" and screen.query_one(Tabs).active == "mode-img2img"

@@ -14,7 +14,8 @@ defaults (denoising strength 0.75), plus the img2img and inpainting ones: `--res
 `--inpaint-full-res-padding`, `--initial-noise-multiplier`, `--inpainting-mask-weight`,
 `--img2img-fix-steps`. Images are saved to `outputs/img2img-images/<date>/` with their
 infotext. An init image or mask that cannot be read is an error (exit code 2) before
-anything is loaded or written.
+anything is loaded or written. `--batch-input-dir DIR` runs every image of a folder instead
+(A1111's Batch sub-tab; `sdtui.cli.img2img_batch`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ from sdtui.cli.generate import (
     command_setup,
     params_from_arguments,
     run_job,
+)
+from sdtui.cli.img2img_batch import add_batch_arguments, run_batch
+from sdtui.cli.script_flags import (
+    add_script_flags,
+    check_script,
+    script_from_arguments,
+    script_help,
 )
 from sdtui.params.schema import HIRES, img2img_defaults, spec
 from sdtui.services.image_files import open_image
@@ -66,7 +74,10 @@ class Img2ImgCommand(GenerateCommand):
     help = "img2img and inpainting from an image (and a mask); print the paths written"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--init", type=Path, required=True, help="the image to start from")
+        # one of the two is required (checked in _run, so that --help-script needs neither)
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument("--init", type=Path, help="the image to start from")
+        add_batch_arguments(parser, source)
         parser.add_argument("--mask", type=Path, help="inpainting mask (white = repaint)")
         parser.add_argument(
             "--mode", choices=MODES, help="img2img, or inpaint (the default with --mask)"
@@ -85,11 +96,21 @@ class Img2ImgCommand(GenerateCommand):
             "--show", action="store_true", help="print each image in the terminal after its path"
         )
         add_schema_flags(parser, img2img_field, img2img_defaults())
+        add_script_flags(parser)
 
     def _run(self, args: argparse.Namespace) -> int:
         from sdtui.services.img2img_job import Img2ImgJob
         from sdtui.services.requests import prepare_img2img
 
+        if args.help_script:
+            return script_help(args, "img2img")
+        if args.batch_input_dir is not None:
+            if args.script:
+                raise ValueError("--script does not run with --batch-input-dir yet")
+            return run_batch(args)
+        if args.init is None:
+            raise ValueError("give --init IMAGE (or --batch-input-dir DIR)")
+        script, script_args = script_from_arguments(args, "img2img")
         mode = _mode(args)  # the inputs first: a bad file writes nothing
         init = open_image(args.init, "init image")
         mask = open_image(args.mask, "mask") if mode == "inpaint" else None
@@ -103,6 +124,8 @@ class Img2ImgCommand(GenerateCommand):
             legacy_schedule=args.schedule is None,
             settings=settings.generation_defaults(),
         )
+        random_seed = requested.seed == -1
+        check_script(script, script_args, params, dirs, random_seed, "img2img")
         naming = settings.output_naming("img2img")
         upscaler = settings["upscaler_for_img2img"]
 
@@ -110,6 +133,7 @@ class Img2ImgCommand(GenerateCommand):
             return Img2ImgJob(
                 runtime, host, dirs, params, model, out_dir=args.out, naming=naming,
                 init_images=[init], mask=mask, resize_upscaler=upscaler,
+                script=script, script_args=script_args, random_seed=random_seed,
             )  # fmt: skip
 
         return run_job(args, host, make_job, "img2img")

@@ -7,7 +7,7 @@
     panel.set_image(image, "txt2img-images/00001-7.png")   # an image sent from another tab
     init, mask = panel.inputs(mask_blur=4)  # what the job gets; ValueError says what is missing
 
-Sub-tabs, as A1111's (batch is not built yet):
+Sub-tabs, as A1111's:
 
 * img2img: the image as it is.
 * Sketch: colour painted over the image (`PaintCanvas`, mode "sketch"); the job gets the
@@ -17,6 +17,7 @@ Sub-tabs, as A1111's (batch is not built yet):
   the job gets `inpaint_sketch_inputs`.
 * Inpaint upload: the image and a mask from a second path (white = repaint; grey or alpha,
   any size).
+* Batch: the images of a folder, in one job (`BatchPanel`: folders and PNG info options).
 
 One image serves every sub-tab: opening one (Enter in the path, Tab completes; relative paths
 start at `base`) loads it into the canvas too. The canvas keeps its colour and mask layers
@@ -37,6 +38,7 @@ from textual.widgets import Input, Label, Static, Tab, Tabs
 from sdtui.services.image_files import open_image
 from sdtui.widgets.file_browser import PathInput
 from sdtui.widgets.image_view import ImageView
+from sdtui.widgets.img2img_batch import BatchPanel
 from sdtui.widgets.paint_canvas import PaintCanvas
 
 SUB_MODES = (
@@ -45,6 +47,7 @@ SUB_MODES = (
     ("inpaint", "Inpaint"),
     ("inpaint_sketch", "Inpaint sketch"),
     ("inpaint_upload", "Inpaint upload"),
+    ("batch", "Batch"),
 )
 MODES = tuple(mode for mode, _label in SUB_MODES)
 PAINT_MODES = ("sketch", "inpaint", "inpaint_sketch")
@@ -89,7 +92,7 @@ class ImageInput(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Tabs(*(Tab(label, id=f"mode-{mode}") for mode, label in SUB_MODES), id="sub-modes")
-        with Horizontal(classes="path-row"):
+        with Horizontal(classes="path-row", id="init-row"):
             yield Label("Image")
             yield PathInput(self.base, placeholder="path of the image", id="init-path")
         with Horizontal(classes="path-row", id="mask-row"):
@@ -99,6 +102,7 @@ class ImageInput(Vertical):
             yield Label("Mask transparency")
             yield Input("0", type="integer", id="mask-transparency")
         yield Static(OPEN_HINT, id="input-message", markup=False)
+        yield BatchPanel(self.base, id="batch")
         yield ImageView(id="init-view", placeholder="no image yet")
         yield PaintCanvas(id="paint", mode="inpaint")
         yield ImageView(id="mask-view", placeholder="no mask yet")
@@ -140,6 +144,9 @@ class ImageInput(Vertical):
 
     def _show_mode(self) -> None:
         mode = self._mode
+        self.query_one("#init-row").display = mode != "batch"
+        self.query_one("#input-message").display = mode != "batch"
+        self.query_one("#batch").display = mode == "batch"
         self.query_one("#init-view").display = mode in ("img2img", "inpaint_upload")
         self.canvas.display = mode in PAINT_MODES
         self.query_one("#mask-row").display = mode == "inpaint_upload"
@@ -221,9 +228,11 @@ class ImageInput(Vertical):
     def inputs(self, mask_blur: float) -> tuple[Image.Image, Image.Image | None]:
         """(init image, mask or None) for the current sub-tab; ValueError says what is
         missing."""
+        mode = self._mode
+        if mode == "batch":
+            raise ValueError("The Batch sub-tab runs the images of a folder (BatchPanel.spec).")
         if self.image is None:
             raise ValueError("Open an image first: type its path and press Enter (Ctrl+O).")
-        mode = self._mode
         if mode == "img2img":
             return self.image, None
         if mode == "inpaint_upload":
