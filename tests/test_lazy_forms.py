@@ -11,6 +11,7 @@ from textual.widgets._select import SelectOverlay
 from sdtui.params.schema import GenerationParams
 from sdtui.screens.txt2img import Txt2ImgScreen
 from sdtui.widgets.param_form import ParamForm
+from sdtui.widgets.script_form import ScriptPanel
 from tests.tui_helpers import make_app, wait_until
 
 NAMES = ["enable_hires", "hires_steps", "hires_upscaler", "hires_sampler"]
@@ -57,9 +58,11 @@ async def test_collapsed_groups_arrive_after_the_first_frame(data_dirs, monkeypa
     async with app.run_test(size=(160, 50)) as pilot:
         screen = app.screen
         await wait_until(pilot, lambda: not screen.query(Lazy))
-        assert placeholders == [4]  # seed extras, hires (two forms), advanced
+        assert placeholders == [5]  # seed extras, hires (two forms), advanced, script
         for collapsible in screen.query(Collapsible):
-            if collapsible.title != "Styles":
+            if collapsible.title == "Script":
+                assert collapsible.query(ScriptPanel)
+            elif collapsible.title != "Styles":
                 assert collapsible.query(ParamForm), collapsible.title
         params = screen.current_params()
         defaults = GenerationParams()

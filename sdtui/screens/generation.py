@@ -7,7 +7,9 @@ schema. Right: progress, the selected image, the batch's thumbnails, the buttons
 and the selected image's infotext. A subclass may put a panel between the two
 (`compose_inputs`), add widgets to a group (`group_extras`) and says how a request is checked
 and queued (`prepare`, `submit`). Styles and extra networks are `PromptTools`, the result
-buttons `ResultActions`.
+buttons `ResultActions`. Under the groups, "Script" is A1111's Script dropdown
+(`sdtui.widgets.script_form`): the scripts registered for the tab's mode; Generate checks the
+chosen one's values (`script_request`) and `submit` passes `script_inputs` to the job.
 
 A job that fails (out of memory, a broken checkpoint, a misspelt LoRA, ...) is a message
 with what to do (`sdtui.services.failure_advice`); its traceback goes to
@@ -39,6 +41,7 @@ from sdtui.services.failure_advice import failure_advice
 from sdtui.widgets.param_form import FormError, ParamForm, control_id
 from sdtui.widgets.prompt_completion import CompletingPromptBox
 from sdtui.widgets.results_panel import ResultsPanel
+from sdtui.widgets.script_form import ScriptPanel, scripts_for
 from sdtui.widgets.styles_panel import StylesPanel
 
 Group = tuple[str, tuple[str, ...], bool]  # (title, fields, collapsed); "" = always shown
@@ -59,6 +62,7 @@ PALETTE = (
     ("Styles", "Choose styles from styles.csv (Ctrl+T)", "styles"),
     ("Apply styles", "Fold the selected styles into the prompts (Alt+A)", "apply_styles"),
     ("Save as style", "Save the prompts as a style in styles.csv (Alt+Y)", "save_style"),
+    ("Script", "Choose a script: X/Y/Z plot, Prompt matrix, ... (A1111's Script)", "script"),
     ("Save image", "Copy to log/images with a log.csv line (Alt+S)", "save_image"),
     ("Zip batch", "Save the batch and zip it into log/images (Alt+Z)", "zip_images"),
     ("Send to img2img", "The image and its parameters (Alt+I)", "send_to('img2img')"),
@@ -91,6 +95,8 @@ class GenerationScreen(PromptTools, ResultActions):
         super().__init__()
         self.defaults = self.make_defaults()
         self.forms: list[ParamForm] = []
+        self.script_panel: ScriptPanel | None = None
+        self.script_inputs: dict[str, Any] = {}  # the script arguments of the job to submit
         self.job_id: int | None = None
         self.load_jobs: set[int] = set()  # model loads queued by the backend
         self.forever = False
@@ -161,6 +167,15 @@ class GenerationScreen(PromptTools, ResultActions):
                 with Vertical(classes="group"):
                     yield form
                     yield from self.group_extras(group)
+        # A1111's Script dropdown, under the parameters; options built when one is chosen
+        self.script_panel = ScriptPanel(self.script_mode, id="script-panel")
+        with Collapsible(title="Script", collapsed=True, classes="group", id="script-group"):
+            yield lazy(self.script_panel, True)
+
+    @property
+    def script_mode(self) -> str:
+        """The scripts' mode of this tab: "txt2img" or "img2img"."""
+        return str(getattr(self, "TAB_ID", "txt2img"))
 
     def on_mount(self) -> None:
         if self not in self.app.tab_screens:
@@ -206,6 +221,8 @@ class GenerationScreen(PromptTools, ResultActions):
                 ]
                 if titles and form.values().get("model") is None:
                     form.set_values({"model": titles[0]})
+        if self.script_panel is not None:
+            self.script_panel.set_scripts(scripts_for(self.app.backend.host, self.script_mode))
         self.follow_native_size(status.native_size)
 
     def follow_native_size(self, size: int | None) -> None:
@@ -281,6 +298,7 @@ class GenerationScreen(PromptTools, ResultActions):
     def action_generate(self) -> None:
         from sdtui.params.validate import ParameterError
         from sdtui.registry import UnknownNameError
+        from sdtui.services.script_options import ScriptError
 
         backend = self.app.backend
         if self.job_id is not None:
@@ -290,10 +308,15 @@ class GenerationScreen(PromptTools, ResultActions):
             self.notify(backend.status.message, title="Not ready yet", severity="warning")
             return
         try:
-            params = self.prepare(self.current_params())
+            requested = self.current_params()
+            params = self.prepare(requested)
+            self.script_inputs = self.script_request(requested, params)
             handle = self.submit(params)
         except (FormError, ParameterError) as error:
             self.notify("\n".join(error.problems), title="Check the parameters", severity="error")
+            return
+        except ScriptError as error:
+            self.notify(str(error), title="Check the script", severity="error")
             return
         except (UnknownNameError, LookupError, ValueError, OSError, RuntimeError) as error:
             self.notify(str(error), title="Cannot generate", severity="error")
@@ -302,6 +325,25 @@ class GenerationScreen(PromptTools, ResultActions):
         self.result_panel.clear()
         self.query_one("#progress", ProgressBar).update(total=params.steps, progress=0)
         self.query_one("#progress-text", Static).update("queued")
+
+    def script_request(
+        self, requested: GenerationParams, params: GenerationParams
+    ) -> dict[str, Any]:
+        """The chosen script as job arguments ({} for None), checked on the resolved
+        `params` (ScriptError); `requested.seed` -1 is the scripts' random seed."""
+        if self.script_panel is None:
+            return {}
+        backend = self.app.backend
+        random_seed = requested.seed == -1
+        return self.script_panel.job_inputs(params, random_seed, backend.host, backend.dirs)
+
+    def action_script(self) -> None:
+        """Open the Script group and focus its select."""
+        self.query_one("#script-group", Collapsible).collapsed = False
+        panel = self.script_panel
+        if panel is not None and panel.select is not None:
+            panel.select.focus()
+            panel.select.scroll_visible()
 
     def action_interrupt(self) -> None:
         self.forever = False

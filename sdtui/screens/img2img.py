@@ -1,15 +1,18 @@
 """The img2img tab: txt2img's prompts, controls and results, with an image to start from.
 
 Between the controls and the results sits the input (`sdtui.widgets.img2img_input`):
-A1111's sub-tabs img2img, Sketch, Inpaint, Inpaint sketch and Inpaint upload (Alt+M cycles
-them; batch is not built yet), the image's path (Ctrl+O; Tab completes, Enter opens), the
-painting canvas (Alt+P focuses it) and, for inpaint upload, the mask's path. The controls are
+A1111's sub-tabs img2img, Sketch, Inpaint, Inpaint sketch, Inpaint upload and Batch (Alt+M
+cycles them), the image's path (Ctrl+O; Tab completes, Enter opens), the painting canvas
+(Alt+P focuses it) and, for inpaint upload, the mask's path. Batch runs every image of a
+folder as one job (`Backend.submit_img2img_batch`; "Resize by" then scales each image) and
+says at the end what was done and which files failed and why. The controls are
 A1111's img2img ones: resize mode, width and height or "Resize by" (a scale of the image's
 size, which then wins over width and height), denoising strength (0.75), sampler, CFG, seed,
 batch; the inpaint group (mask blur, mask mode, masked content, inpaint area, padding) shows
 in the inpaint sub-tabs. Alt+D is A1111's 📐: width and height from the image, down to
 multiples of 8. Generate queues `Backend.submit_img2img` with the sub-tab's image and mask;
-an empty painted mask is refused with a message rather than run for nothing.
+an empty painted mask is refused with a message rather than run for nothing. The Script
+group lists the scripts that work in img2img; a script runs on one image, not in Batch.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sdtui.keymap import IMG2IMG_KEYS, bindings
 from sdtui.params.schema import MASK_MODES, GenerationParams, img2img_defaults
 from sdtui.screens.generation import GenerationScreen, Group
 from sdtui.screens.txt2img import GROUPS as TXT2IMG_GROUPS
+from sdtui.widgets.img2img_batch import BatchPanel
 from sdtui.widgets.img2img_input import INPAINT_MODES, ImageInput
 from sdtui.widgets.param_form import FormError
 
@@ -67,6 +71,7 @@ class Img2ImgScreen(GenerationScreen):
     TAB_ID = "img2img"
     BINDINGS: ClassVar = bindings(IMG2IMG_KEYS)
     GROUPS = GROUPS
+    _batch_job: Any = None  # the batch job running, for its report at the end
     DEFAULT_CSS = """
     Img2ImgScreen #controls { width: 48; }
     Img2ImgScreen #input { width: 3fr; }
@@ -113,7 +118,8 @@ class Img2ImgScreen(GenerationScreen):
         return self.query_one("#input", ImageInput)
 
     def on_image_input_mode_changed(self, event: ImageInput.ModeChanged) -> None:
-        self._inpaint_group().display = event.mode in INPAINT_MODES
+        # batch: a mask folder makes it inpainting
+        self._inpaint_group().display = event.mode in (*INPAINT_MODES, "batch")
 
     def on_image_input_opened(self, event: ImageInput.Opened) -> None:
         self._show_size_hint()
@@ -165,12 +171,20 @@ class Img2ImgScreen(GenerationScreen):
             values["width"], values["height"] = size_from_image(image.width, image.height, scale)
 
     def prepare(self, params: GenerationParams) -> GenerationParams:
-        if self.image_input.image is None:
+        if self.image_input.image is None and self.image_input.mode != "batch":
             raise ValueError("Open an image first: type its path and press Enter (Ctrl+O).")
         return self.app.backend.prepare_img2img(params)
 
     def submit(self, params: GenerationParams) -> Any:
         panel = self.image_input
+        if panel.mode == "batch":
+            if self.script_inputs:
+                raise ValueError(
+                    "Scripts run on one image: choose Script None for Batch, or another sub-tab."
+                )
+            spec = panel.query_one(BatchPanel).spec(self._scale())
+            handle, self._batch_job = self.app.backend.submit_img2img_batch(params, spec)
+            return handle
         init, mask = panel.inputs(params.mask_blur)
         painted = panel.mode in ("inpaint", "inpaint_sketch")
         empty = mask is not None and mask.getbbox() is None
@@ -179,8 +193,22 @@ class Img2ImgScreen(GenerationScreen):
                 "The mask is empty: paint the area to repaint (Alt+P focuses the canvas), "
                 "or use the img2img sub-tab (Alt+M)."
             )
-        handle, _job = self.app.backend.submit_img2img(params, [init], mask)
+        handle, _job = self.app.backend.submit_img2img(params, [init], mask, **self.script_inputs)
         return handle
+
+    def _finish(self, event: Any) -> None:
+        job, self._batch_job = self._batch_job, None  # before a "forever" rerun starts
+        super()._finish(event)
+        if job is not None:
+            from sdtui.services.img2img_batch import summary
+
+            failed = any(item.status == "failed" for item in job.report)
+            self.notify(
+                summary(job.report, job.total),
+                title="img2img batch",
+                severity="warning" if failed else "information",
+                timeout=30 if failed else 8,
+            )
 
     # -- keys ------------------------------------------------------------------------------
 

@@ -94,5 +94,5 @@ class Txt2ImgScreen(GenerationScreen):
         return self.app.backend.prepare(params)
 
     def submit(self, params: GenerationParams) -> Any:
-        handle, _job = self.app.backend.submit_txt2img(params)
+        handle, _job = self.app.backend.submit_txt2img(params, **self.script_inputs)
         return handle

@@ -5,6 +5,7 @@
     backend.start()                      # blocking (imports torch): call it off the UI thread
     handle = backend.submit_txt2img(params)
     handle = backend.submit_img2img(params, [init_image], mask)
+    handle = backend.submit_img2img_batch(params, BatchSpec(Path("in"), Path("out")))
 
 Constructing a Backend is cheap and torch-free, so the app paints its first frame before
 `start()` loads the plugins, starts the runtime and queues the default model's load.
@@ -59,6 +60,7 @@ class Backend:
         self.preload = preload
         self._host_factory = host_factory
         self.host: Any = None
+        self.unusable_upscalers: list[Any] = []  # (path, reason) of upscaler files
         self.runtime: Any = None
         self.status = BackendStatus()
         self._listeners: list[Listener] = []
@@ -109,6 +111,9 @@ class Backend:
         self.dirs.create()
         self._update(message="loading plugins")
         self.host = (self._host_factory or get_host)()
+        from sdtui_plugins.builtin.model_upscalers import register_folder_upscalers
+
+        self.unusable_upscalers = register_folder_upscalers(self.host, self.dirs)
         self._update(message="starting the runtime")
         self.runtime = Runtime.start(
             device=self.device,
@@ -276,22 +281,39 @@ class Backend:
         self._require_runtime()
         return prepare_img2img(params, self.host, settings=self.settings)
 
-    def submit_txt2img(self, params: Any) -> tuple[Any, Any]:
-        """Queue a txt2img job for resolved `params`; returns (handle, job)."""
+    def submit_txt2img(self, params: Any, **script: Any) -> tuple[Any, Any]:
+        """Queue a txt2img job for resolved `params`; returns (handle, job). `script`:
+        the job's `script`, `script_args` and `random_seed` (A1111's Script dropdown)."""
         from sdtui.services.generation import Txt2ImgJob
 
-        return self._submit_generation(Txt2ImgJob, params)
+        return self._submit_generation(Txt2ImgJob, params, **_script_inputs(script))
 
     def submit_img2img(
-        self, params: Any, init_images: Sequence[Any], mask: Any = None
+        self, params: Any, init_images: Sequence[Any], mask: Any = None, **script: Any
     ) -> tuple[Any, Any]:
         """Queue an img2img job (inpainting with `mask`, white = repaint) for resolved
-        `params` and PIL `init_images`; returns (handle, job)."""
+        `params` and PIL `init_images`; returns (handle, job). `script`: as for txt2img."""
         from sdtui.services.img2img_job import Img2ImgJob
 
         upscaler = self.user_settings["upscaler_for_img2img"]
         return self._submit_generation(
-            Img2ImgJob, params, init_images=list(init_images), mask=mask, resize_upscaler=upscaler
+            Img2ImgJob,
+            params,
+            init_images=list(init_images),
+            mask=mask,
+            resize_upscaler=upscaler,
+            **_script_inputs(script),
+        )
+
+    def submit_img2img_batch(self, params: Any, batch: Any) -> tuple[Any, Any]:
+        """Queue img2img over a folder (`batch`, a checked `BatchSpec` of
+        `sdtui.services.img2img_batch`) for resolved `params`; returns (handle, job), and
+        the job's `report` says what became of each image."""
+        from sdtui.services.img2img_batch import Img2ImgBatchJob
+
+        upscaler = self.user_settings["upscaler_for_img2img"]
+        return self._submit_generation(
+            Img2ImgBatchJob, params, batch=batch, resize_upscaler=upscaler
         )
 
     def _submit_generation(self, job_class: Any, params: Any, **inputs: Any) -> tuple[Any, Any]:
@@ -352,6 +374,17 @@ class Backend:
     def shutdown(self) -> None:
         if self.runtime is not None:
             self.runtime.shutdown(wait=True, timeout=10)
+
+
+SCRIPT_INPUTS = ("script", "script_args", "random_seed")
+
+
+def _script_inputs(script: Mapping[str, Any]) -> dict[str, Any]:
+    """The job arguments of a script request; anything else is a mistake."""
+    unknown = set(script) - set(SCRIPT_INPUTS)
+    if unknown:
+        raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
+    return dict(script)
 
 
 def _size_of(model: Any) -> int | None:

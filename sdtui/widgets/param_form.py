@@ -64,7 +64,8 @@ def _placeholder(field_spec: Spec) -> str:
 
 
 class ParamRow(Horizontal):
-    """One labelled control; the label's tooltip is the schema's help text."""
+    """One labelled control; the label's tooltip is the schema's help text (or `label` and
+    `help_text` given, for controls that are not the schema's: a script's options)."""
 
     DEFAULT_CSS = """
     ParamRow { height: auto; margin: 0 0 0 0; }
@@ -72,15 +73,23 @@ class ParamRow(Horizontal):
     ParamRow > Input, ParamRow > Select { width: 1fr; }
     """
 
-    def __init__(self, name: str, control: Widget) -> None:
+    def __init__(
+        self, name: str, control: Widget, *, label: str | None = None, help_text: str = ""
+    ) -> None:
         super().__init__(classes="param-row")
         self.param_name = name
         self.control = control
+        self.label_text = label
+        self.help_text = help_text
 
     def compose(self) -> ComposeResult:
-        field_spec = spec(self.param_name)
-        label = Label(field_spec.label)
-        label.tooltip = field_spec.help
+        if self.label_text is None:
+            field_spec = spec(self.param_name)
+            label = Label(field_spec.label)
+            label.tooltip = field_spec.help
+        else:
+            label = Label(self.label_text)
+            label.tooltip = self.help_text or None
         yield label
         yield self.control
 
