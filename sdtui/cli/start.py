@@ -14,7 +14,8 @@ from sdtui.paths import DataDirs
 from sdtui.plugins import get_host
 
 MISSING = (
-    "img2img's batch sub-tab and scripts",
+    "the Script selector in the txt2img and img2img tabs (scripts run from the CLI)",
+    "img2img's scripts (loopback, outpainting, SD upscale)",
     "the Extras, Checkpoint Merger and Train tabs",
 )
 
