@@ -15,7 +15,7 @@ from sdtui.models.loader import load_checkpoint
 from sdtui.training.default_model import META_TRAINING, TINY_SIZE
 from sdtui.training.recipe import LOSS_LOG, TrainingPlan, run_training
 from sdtui.training.train_state import LossLog, read_losses
-from sdtui.training.unet_stage import UNetOptions, step_captions, training_noise
+from sdtui.training.unet_stage import UNetOptions, loss_weights, step_captions, training_noise
 from sdtui.training.vae_stage import VAEOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,3 +166,12 @@ def test_a_run_can_be_continued_with_more_steps_and_pyramid_noise(
     assert exported is not None
     info = json.loads(load_checkpoint(exported).metadata[META_TRAINING])
     assert (info["unet_steps"], info["pyramid_noise_from"]) == (5, 3)
+
+
+def test_high_noise_weight_is_one_over_snr_capped_below_snr_one() -> None:
+    snr = torch.tensor([100.0, 5.0, 1.0, 0.5, 0.1, 0.01])
+    plain = loss_weights(snr, gamma=5.0)
+    assert plain.tolist() == pytest.approx([0.05, 1, 1, 1, 1, 1])  # min-SNR-5: min(SNR, 5)/SNR
+    weighted = loss_weights(snr, gamma=5.0, high_noise_weight=20.0)
+    assert weighted.tolist() == pytest.approx([0.05, 1, 1, 2, 10, 20])
+    assert loss_weights(snr, 5.0, high_noise_weight=1.0).tolist() == plain.tolist()

@@ -81,6 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="UNet step from which the multi-resolution noise is used",
     )
     parser.add_argument(
+        "--high-noise-weight",
+        type=float,
+        default=plan.unet.high_noise_weight,
+        help="cap of the 1/SNR weight on high-noise samples (1: off; see diffusion_loss)",
+    )
+    parser.add_argument(
         "--latents", type=int, default=plan.latents, help="training images encoded for the UNet"
     )
     parser.add_argument("--threads", type=int, default=plan.threads, help="torch CPU threads")
@@ -102,6 +108,7 @@ def plan_from(args: argparse.Namespace) -> TrainingPlan:
             batch_size=args.unet_batch,
             pyramid_noise=args.pyramid_noise,
             pyramid_noise_from=args.pyramid_noise_from,
+            high_noise_weight=args.high_noise_weight,
         ),
         latents=args.latents,
         threads=args.threads,

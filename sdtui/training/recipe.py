@@ -52,6 +52,7 @@ def model_info(plan: TrainingPlan, vae_step: int, unet_step: int) -> dict[str, o
         "unet_batch": plan.unet.batch_size,
         "pyramid_noise": plan.unet.pyramid_noise,
         "pyramid_noise_from": plan.unet.pyramid_noise_from,
+        "high_noise_weight": plan.unet.high_noise_weight,
         "latents": plan.latents,
         "trainer": "tools/train_default_model.py",
     }
