@@ -108,6 +108,22 @@ def test_the_builtins_register_without_importing_torch() -> None:
     )
 
 
+def test_the_upscalers_follow_the_runtime_device(monkeypatch) -> None:
+    import sdtui_plugins.builtin.model_upscalers as plugin
+
+    monkeypatch.setattr(plugin, "_runtime_device", None)
+    host = model_host()
+    assert {u.name: u.device for u in host.upscalers if hasattr(u, "device")} == dict.fromkeys(
+        ("R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "R-ESRGAN AnimeVideo")
+    )  # the CPU until a runtime is up
+    host.runtime_ready(argparse.Namespace(device=torch.device("cuda", 1)))
+    assert {u.device for u in host.upscalers if hasattr(u, "device")} == {"cuda:1"}
+    later = model_host()  # made after the runtime came up
+    assert later.upscalers.get("R-ESRGAN 4x+").device == "cuda:1"
+    host.runtime_ready(argparse.Namespace(device=torch.device("cpu")))
+    assert later.upscalers.get("R-ESRGAN 4x+").device == "cpu"
+
+
 def test_animevideo_upscales_4x_and_keeps_flat_colours(data_dirs: DataDirs) -> None:
     upscaler = model_host().upscalers.get("R-ESRGAN AnimeVideo")
     out = run_upscaler(upscaler, smooth(16), 4, tile=0)

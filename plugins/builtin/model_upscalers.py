@@ -15,12 +15,14 @@ before that caches under the default data dir (`DataDirs.resolve()`: $SDTUI_DATA
 the XDG default), as a CLI run without `--data-dir` would.
 
 Registering costs nothing: models load (and torch imports) on the first `upscale_tile`. They
-run in fp32 on the CPU, or on `upscaler.device` where something sets it.
+run in fp32 on the runtime's device: `runtime_ready` sets `upscaler.device` on every model
+upscaler of this plugin (the CPU until a runtime is up).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,10 @@ BUILTINS = (
 )
 
 
+_LIVE: weakref.WeakSet[SpandrelUpscaler] = weakref.WeakSet()  # for runtime_ready
+_runtime_device: str | None = None  # the device of the last runtime that came up
+
+
 class SpandrelUpscaler:
     """A spandrel image model behind the tiled upscaler protocol; loads on first use."""
 
@@ -61,7 +67,8 @@ class SpandrelUpscaler:
     def __init__(self, name: str, scale: int) -> None:
         self.name = name
         self.scale = scale
-        self.device: str | None = None  # None: the CPU
+        self.device: str | None = _runtime_device  # None: the CPU
+        _LIVE.add(self)
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -165,6 +172,16 @@ class RealESRGANUpscaler(SpandrelUpscaler):
         except OSError as error:  # a read-only data dir: run from memory, convert next time
             self.cache_error = f"cannot write {path}: {error}"
         return state
+
+
+@hookimpl
+def runtime_ready(runtime: Any) -> None:
+    """Run the model upscalers where the runtime runs the models (a GPU server upscales on
+    its GPU); the weights move on their next tile."""
+    global _runtime_device
+    _runtime_device = str(runtime.device)
+    for upscaler in list(_LIVE):
+        upscaler.device = _runtime_device
 
 
 @hookimpl
