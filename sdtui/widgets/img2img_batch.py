@@ -14,13 +14,16 @@ for reruns. Paths complete folders with Tab; relative paths start at `base`. The
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical
 from textual.widgets import Checkbox, Label, Static
 
-from sdtui.services.img2img_batch import PNG_INFO_FIELDS, BatchSpec
 from sdtui.widgets.file_browser import PathInput
+
+if TYPE_CHECKING:
+    from sdtui.services.img2img_batch import BatchSpec
 
 FOLDERS = (
     ("input", "Input folder", "the images to run (png, jpg, webp, tif)"),
@@ -50,6 +53,10 @@ class BatchPanel(Vertical):
         self.base = base
 
     def compose(self) -> ComposeResult:
+        # the job's module (and the generation services under it) loads when the panel
+        # does, not on the app's first frame
+        from sdtui.services.img2img_batch import PNG_INFO_FIELDS
+
         yield Static(HINT, id="batch-hint", markup=False)
         for key, label, placeholder in FOLDERS:
             with Horizontal(classes="batch-row"):
@@ -83,6 +90,8 @@ class BatchPanel(Vertical):
 
     @property
     def png_info(self) -> tuple[str, ...]:
+        from sdtui.services.img2img_batch import PNG_INFO_FIELDS
+
         return tuple(
             short
             for short in PNG_INFO_FIELDS
@@ -91,6 +100,8 @@ class BatchPanel(Vertical):
 
     def spec(self, scale_by: float | None) -> BatchSpec:
         """The batch asked for, checked (ValueError: what is wrong, before anything runs)."""
+        from sdtui.services.img2img_batch import BatchSpec
+
         source = self.folder("input")
         if source is None:
             raise ValueError("Batch: type the input folder's path (the images to run).")
