@@ -17,23 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
+AXES = (0, 1)  # rows, columns of a [rows, columns, channels] array: each channel on its own
+
 
 def _fft2(data: np.ndarray) -> np.ndarray:
-    out = np.zeros(data.shape, dtype=np.complex128)
-    for channel in range(data.shape[2]):
-        out[:, :, channel] = np.fft.ifftshift(
-            np.fft.fft2(np.fft.fftshift(data[:, :, channel]), norm="ortho")
-        )
-    return out
+    centred = np.fft.fft2(np.fft.fftshift(data, axes=AXES), axes=AXES, norm="ortho")
+    return np.fft.ifftshift(centred, axes=AXES)
 
 
 def _ifft2(data: np.ndarray) -> np.ndarray:
-    out = np.zeros(data.shape, dtype=np.complex128)
-    for channel in range(data.shape[2]):
-        out[:, :, channel] = np.fft.ifftshift(
-            np.fft.ifft2(np.fft.fftshift(data[:, :, channel]), norm="ortho")
-        )
-    return out
+    centred = np.fft.ifft2(np.fft.fftshift(data, axes=AXES), axes=AXES, norm="ortho")
+    return np.fft.ifftshift(centred, axes=AXES)
 
 
 def _window(rows: int, columns: int, std: float = 3.14) -> np.ndarray:
