@@ -66,13 +66,13 @@ def eval_specs(seeds: int) -> list[tuple[ShapeSpec, int]]:
 def generate(
     model: object, host: object, prompt: str, seed: int, cfg: float, size: int
 ) -> Image.Image:
-    from sdtui.engine.txt2img import txt2img
+    from sdtui.engine.txt2img import EngineOptions, txt2img
     from sdtui.params.schema import GenerationParams
     from sdtui.services.requests import prepare_txt2img
 
     params = GenerationParams(prompt=prompt, seed=seed, cfg_scale=cfg, width=size, height=size)
     params = prepare_txt2img(params, host)
-    (result,) = txt2img(model, params, samplers=host.samplers, schedules=host.schedules)
+    (result,) = txt2img(model, params, EngineOptions(host.samplers, host.schedules))
     return result.image
 
 

@@ -39,7 +39,7 @@ def device_and_dtype():
 
 
 def run_ours(path: Path, width: int, height: int, batch: int, steps: int) -> dict:
-    from sdtui.engine.txt2img import txt2img
+    from sdtui.engine.txt2img import EngineOptions, txt2img
     from sdtui.models.loader import load_checkpoint
     from sdtui.params.schema import GenerationParams
     from sdtui.params.validate import resolve
@@ -72,7 +72,7 @@ def run_ours(path: Path, width: int, height: int, batch: int, steps: int) -> dic
         )
     )
     begin = time.perf_counter()
-    txt2img(model, params, samplers=host.samplers, schedules=host.schedules, context=Context())
+    txt2img(model, params, EngineOptions(host.samplers, host.schedules, context=Context()))
     return _timings(begin, stamps, start)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sdtui.engine.options import EngineOptions
 from sdtui.engine.txt2img import GeneratedImage, txt2img
 from sdtui.models.loader import load_checkpoint
 from sdtui.params.schema import GenerationParams
@@ -56,14 +57,10 @@ def generate(model: Any, **changes: Any) -> list[GeneratedImage]:
     }
     params = resolve(dataclasses.replace(GenerationParams(), **{**SMALL, **changes}))
     host_ = host()
-    return txt2img(
-        model,
-        params,
-        samplers=host_.samplers,
-        schedules=host_.schedules,
-        upscalers=host_.upscalers,
-        **engine,
+    options = EngineOptions(
+        samplers=host_.samplers, schedules=host_.schedules, upscalers=host_.upscalers, **engine
     )
+    return txt2img(model, params, options)
 
 
 def pixels(result: GeneratedImage) -> np.ndarray:

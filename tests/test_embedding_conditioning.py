@@ -137,6 +137,7 @@ def sha12(path: Path) -> str:
 
 
 def test_txt2img_embedding_changes_the_image_and_lands_in_infotext(tmp_path: Path) -> None:
+    from sdtui.engine.options import EngineOptions
     from sdtui.engine.txt2img import txt2img
     from sdtui.models.loader import load_checkpoint
     from sdtui.params.schema import GenerationParams
@@ -163,7 +164,8 @@ def test_txt2img_embedding_changes_the_image_and_lands_in_infotext(tmp_path: Pat
     )
 
     def run(**options) -> list:
-        return txt2img(model, params, samplers=host.samplers, schedules=host.schedules, **options)
+        engine = EngineOptions(samplers=host.samplers, schedules=host.schedules, **options)
+        return txt2img(model, params, engine)
 
     (with_ti,) = run(embeddings=embeddings)
     (without,) = run()

@@ -15,6 +15,7 @@ from sdtui.engine import img2img as img2img_module
 from sdtui.engine.images import decode_latents, encode_images, to_tensor
 from sdtui.engine.img2img import LatentMaskDenoiser, img2img
 from sdtui.engine.masking import fill
+from sdtui.engine.options import EngineOptions
 from sdtui.engine.upscale import img2img_sigmas, img2img_steps
 from sdtui.models.loader import load_checkpoint
 from sdtui.params.codec import RunFacts, infotext_from_params, params_from_infotext
@@ -59,10 +60,8 @@ def request(**changes):
 
 def run(params, images, mask=None, family: str = "sd1", **options):
     model = tiny(family)
-    return img2img(
-        model, params, images, mask, samplers=host().samplers, schedules=host().schedules,
-        **options,
-    )  # fmt: skip
+    options = EngineOptions(samplers=host().samplers, schedules=host().schedules, **options)
+    return img2img(model, params, options, images, mask)
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -234,7 +233,7 @@ def test_inpainting_model_sees_the_mask_and_the_masked_image(monkeypatch) -> Non
     blanked = to_tensor(source()) * (1 - to_tensor(square_mask().convert("RGB")).add(1).div(2))
     latents = encode_images(model.vae, blanked[None]).float()[0]
     assert torch.allclose(sample[0, 5:], latents, atol=1e-5)
-    assert "Conditional mask weight: 1," in result.infotext
+    assert "Conditional mask weight: 1.0," in result.infotext
 
 
 # -- infotext --------------------------------------------------------------------------------

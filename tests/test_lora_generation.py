@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from sdtui.cli import main
+from sdtui.engine.options import EngineOptions
 from sdtui.engine.txt2img import txt2img
 from sdtui.models.checkpoint_file import CheckpointError
 from sdtui.models.loader import load_checkpoint
@@ -117,15 +118,14 @@ def generate(prompt: str, networks=None, context=None, **changes):
         prompt=prompt, width=64, height=64, steps=2, seed=3, variation_seed=0, rng="CPU"
     )
     params = dataclasses.replace(params, **changes)
-    return txt2img(
-        tiny_model(),
-        params,
+    options = EngineOptions(
         samplers=host().samplers,
         schedules=host().schedules,
         networks=networks,
         upscalers=host().upscalers,
         context=context,
     )
+    return txt2img(tiny_model(), params, options)
 
 
 def state(model) -> dict[str, torch.Tensor]:

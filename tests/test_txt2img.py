@@ -8,6 +8,7 @@ from functools import cache
 import numpy as np
 import pytest
 
+from sdtui.engine.options import EngineOptions
 from sdtui.engine.txt2img import ModelFacts, txt2img
 from sdtui.models.loader import load_checkpoint
 from sdtui.params.codec import params_from_infotext
@@ -38,9 +39,8 @@ def run(params: GenerationParams, family: str = "sd1", **options):
     unset = GenerationParams()
     changes = {k: v for k, v in small.items() if getattr(params, k) == getattr(unset, k)}
     params = resolve(dataclasses.replace(params, **changes))
-    return txt2img(
-        tiny(family), params, samplers=host().samplers, schedules=host().schedules, **options
-    )
+    options = EngineOptions(samplers=host().samplers, schedules=host().schedules, **options)
+    return txt2img(tiny(family), params, options)
 
 
 def pixels(result) -> np.ndarray:
@@ -124,6 +124,20 @@ def test_every_sampler_runs_end_to_end(sampler: str) -> None:
 def test_other_families(family: str) -> None:
     (result,) = run(GenerationParams(prompt="a cat AND a dog:0.5", steps=2), family=family)
     assert result.image.size == (64, 64)
+
+
+def test_an_inpainting_model_writes_the_conditional_mask_weight() -> None:
+    """A1111's txt2img sets is_using_inpainting_conditioning for a 9-channel model, so the
+    infotext has "Conditional mask weight" (the setting's float); other models have none."""
+    (inpaint,) = run(GenerationParams(prompt="x", steps=1), family="sd1-inpaint")
+    assert "Denoising strength" not in inpaint.infotext
+    assert ", Conditional mask weight: 1.0," in inpaint.infotext
+    params = GenerationParams(prompt="x", steps=1, inpainting_mask_weight=0.5)
+    (half,) = run(params, family="sd1-inpaint")
+    assert ", Conditional mask weight: 0.5," in half.infotext
+    assert params_from_infotext(half.infotext).values["inpainting_mask_weight"] == 0.5
+    (plain,) = run(GenerationParams(prompt="x", steps=1))
+    assert "Conditional mask weight" not in plain.infotext
 
 
 @pytest.mark.parametrize("upscaler", ["Latent", "Latent (nearest-exact)", "Lanczos", "None"])

@@ -1,7 +1,7 @@
 """The batch loop txt2img and img2img share: seeds, the active model, and each image's
 infotext.
 
-    options = BatchOptions(samplers=host.samplers, schedules=host.schedules, context=job)
+    options = EngineOptions(samplers=host.samplers, schedules=host.schedules, context=job)
     results = run_batches(model, params, options, sampler, plan, sample, networks=first)
 
 `run_batches` draws A1111's seeds for the whole run (seed + i; the same seed with
@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,8 +29,8 @@ from sdtui.core.noise import image_seeds
 from sdtui.engine.conditioning import emphasis_infotext
 from sdtui.engine.images import decode_latents
 from sdtui.engine.model_switch import ActiveModel, OtherModels, named_checkpoint
+from sdtui.engine.options import EngineOptions
 from sdtui.engine.passes import PassRun
-from sdtui.engine.refiner import DEFAULT_HIRES_REFINER_PASS
 from sdtui.models.embedding_db import EmbeddingSet, text_encoder_widths
 from sdtui.models.networks import AppliedNetwork
 from sdtui.params.codec import RunFacts, infotext_from_params
@@ -42,40 +42,12 @@ SampleBatch = Callable[[PassRun, list[int], list[int]], torch.Tensor]
 FinishImage = Callable[[Image.Image, int], Image.Image]
 
 
-@dataclass(frozen=True)
-class ModelFacts:
-    """How the infotext names the model and VAE (A1111's `Model`, `Model hash`, ...)."""
-
-    name: str | None = None
-    short_hash: str | None = None
-    vae_name: str | None = None
-    vae_hash: str | None = None
-
-
 @dataclass
 class GeneratedImage:
     image: Image.Image
     params: GenerationParams  # with this image's seed
     infotext: str
     index: int  # position in the whole run (batch n, item i -> n * batch_size + i)
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """What a generation call is given besides the model and the request (see `txt2img`)."""
-
-    samplers: Any
-    schedules: Any
-    upscalers: Any = None
-    context: Any = None
-    model_facts: ModelFacts = ModelFacts()
-    version: str | None = None
-    on_image: Callable[[GeneratedImage], None] | None = None
-    embeddings: EmbeddingSet | None = None
-    preview_every: int = 0
-    other_models: OtherModels = field(default_factory=OtherModels)
-    hires_refiner_pass: str = DEFAULT_HIRES_REFINER_PASS
-    sdxl_crop: tuple[int, int] = (0, 0)
 
 
 def check_other_models(params: GenerationParams, other: OtherModels) -> None:
@@ -110,7 +82,7 @@ def skippable(context: Any) -> Any:
 def run_batches(
     model: Any,
     params: GenerationParams,
-    options: BatchOptions,
+    options: EngineOptions,
     sampler: Any,
     plan: Any,
     sample: SampleBatch,
@@ -136,10 +108,7 @@ def run_batches(
         },
         embeddings_for=_embeddings_for(model, options.embeddings, other),
     )
-    run = PassRun(
-        active, params, options.samplers, options.schedules, options.upscalers, options.context,
-        options.preview_every, other, options.hires_refiner_pass, options.sdxl_crop,
-    )  # fmt: skip
+    run = PassRun(active, params, options)
     reload = other.reload or (lambda: model)
     results: list[GeneratedImage] = []
     try:
@@ -174,7 +143,7 @@ def describe(
     plan: Any,
     seed: int,
     subseed: int,
-    options: BatchOptions,
+    options: EngineOptions,
     *,
     extra: Mapping[str, Any] | None = None,
     facts: Mapping[str, Any] | None = None,

@@ -1,16 +1,17 @@
 """img2img and inpainting: the init images' latents, noised to the denoising strength and
 sampled back, as A1111's StableDiffusionProcessingImg2Img.
 
-    images = img2img(model, resolve(params), [init], mask, samplers=..., schedules=...)
+    images = img2img(model, resolve(params), EngineOptions(samplers, schedules), [init], mask)
 
-The step rule is A1111's: at strength d a schedule of `steps` is built and its last
-int(d * steps) + 1 steps run (timestep samplers: int(d * steps); with "img2img_fix_steps",
-steps / d are planned and exactly `steps` run); the latents start as init + noise * the
-first sigma of those, the noise scaled by the noise multiplier. Strength 0 returns the
-input's VAE round trip (sdtui skips sampling; A1111 still runs one step at the schedule's
-smallest sigma); strength 1 runs the whole schedule from init + noise * the largest sigma,
-where little of the image is left. The init latents are the VAE distribution's mean
-(A1111's "Full" encoder samples it).
+The step rule is A1111's: at strength d a schedule of `steps` is built and its last int(d *
+steps) + 1 steps run (timestep samplers: int(d * steps); with "img2img_fix_steps", steps /
+d are planned and exactly `steps` run); the latents start as init + noise * the first sigma
+of those (timestep samplers: the sigma one timestep above their first, as A1111 noises
+them; `sdtui.engine.upscale.noised_latents`), the noise scaled by the noise multiplier.
+Strength 0 returns the input's VAE round trip (sdtui skips sampling; A1111 still runs one
+step at the schedule's smallest sigma); strength 1 runs the whole schedule from init +
+noise * the largest sigma, where little of the image is left. The init latents are the VAE
+distribution's mean (A1111's "Full" encoder samples it).
 
 With a mask (`sdtui.engine.img2img_inputs`): "latent noise" puts the first batch's seed
 noise under the mask, "latent nothing" zeros; every model call's prediction keeps the init
@@ -25,7 +26,7 @@ previews, interrupt and skip work as in txt2img (`sdtui.engine.batches`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -33,13 +34,7 @@ from PIL import Image
 
 from sdtui.core.discrete import DiscreteSchedule
 from sdtui.core.noise import ImageRNG, image_seeds
-from sdtui.engine.batches import (
-    BatchOptions,
-    GeneratedImage,
-    ModelFacts,
-    check_other_models,
-    run_batches,
-)
+from sdtui.engine.batches import GeneratedImage, check_other_models, run_batches
 from sdtui.engine.images import encode_images, to_tensor
 from sdtui.engine.img2img_inputs import (
     Img2ImgInputs,
@@ -47,19 +42,19 @@ from sdtui.engine.img2img_inputs import (
     latent_mask,
     prepare_inputs,
 )
-from sdtui.engine.masking import BACKGROUND, LATENT_RESIZE, apply_overlay
-from sdtui.engine.model_switch import OtherModels
+from sdtui.engine.masking import LATENT_RESIZE, apply_overlay
 from sdtui.engine.networks import lora_hashes_extra, pass_networks
+from sdtui.engine.options import EngineOptions
 from sdtui.engine.passes import LATENT_FACTOR, PassRun, denoise_pass, pass_rng
 from sdtui.engine.sampling import plan_sigmas, second_order_calls
 from sdtui.engine.txt2img import first_pass_prompts
-from sdtui.engine.upscale import img2img_sigmas, img2img_steps
-from sdtui.models.embedding_db import EmbeddingSet
-from sdtui.models.networks import LoraNetwork
+from sdtui.engine.upscale import (
+    img2img_noise_level,
+    img2img_sigmas,
+    img2img_steps,
+    noised_latents,
+)
 from sdtui.params.schema import RESIZE_MODES, GenerationParams
-
-_NO_OTHER_MODELS = OtherModels()
-_NO_FACTS = ModelFacts()
 
 
 class LatentMaskDenoiser:
@@ -123,36 +118,24 @@ def _masked_content(
 def img2img(
     model: Any,
     params: GenerationParams,
+    options: EngineOptions,
     init_images: Sequence[Image.Image],
     mask: Image.Image | None = None,
-    *,
-    samplers: Any,
-    schedules: Any,
-    upscalers: Any = None,
-    resize_upscaler: Any = None,
-    context: Any = None,
-    model_facts: ModelFacts = _NO_FACTS,
-    version: str | None = None,
-    on_image: Callable[[GeneratedImage], None] | None = None,
-    embeddings: EmbeddingSet | None = None,
-    networks: Mapping[str, LoraNetwork] | None = None,
-    preview_every: int = 0,
-    other_models: OtherModels = _NO_OTHER_MODELS,
-    sdxl_crop: tuple[int, int] = (0, 0),
-    background: str = BACKGROUND,
 ) -> list[GeneratedImage]:
     """`batch_count x batch_size` images from `init_images` (one, or one per batch item)
-    and an optional inpainting `mask` (white = repaint). `resize_upscaler`: enlarges the
-    inputs (A1111's "Upscaler for img2img"; None: Lanczos); `background`: replaces
-    transparency. The other arguments are txt2img's."""
+    and an optional inpainting `mask` (white = repaint). `options` as for txt2img; its
+    `img2img_upscaler` enlarges the inputs (A1111's "Upscaler for img2img"; None: Lanczos),
+    working in `upscaler_tile` tiles, and `img2img_background` replaces transparency."""
     if params.seed < 0 or params.variation_seed < 0:
         raise ValueError("img2img needs resolved seeds (sdtui.params.validate.resolve)")
-    sampler = samplers.get(params.sampler)
+    sampler = options.samplers.get(params.sampler)
     params = dataclasses.replace(params, sampler=sampler.name, enable_hires=False)
-    check_other_models(params, other_models)
+    check_other_models(params, options.other_models)
+    resize_upscaler = options.img2img_upscaler
     inputs = prepare_inputs(
-        params, init_images, mask, upscaler=resize_upscaler, check=_check(context),
-        background=background,
+        params, init_images, mask, upscaler=resize_upscaler, check=options.check,
+        background=options.img2img_background, tile=options.upscaler_tile,
+        overlap=options.upscaler_tile_overlap,
     )  # fmt: skip
     if len(inputs.images) > 1:
         if len(inputs.images) > params.batch_size:
@@ -167,15 +150,16 @@ def img2img(
         params.schedule,
         total if strength > 0 else params.steps,
         DiscreteSchedule.stable_diffusion(),
-        schedules,
+        options.schedules,
         sigma_min=params.sigma_min or 0.0,
         sigma_max=params.sigma_max or 0.0,
         rho=params.rho or 0.0,
         sdxl=model.family.is_sdxl,
     )
     sigmas = img2img_sigmas(sampler, plan.sigmas, total, t_enc) if strength > 0 else None
+    level = img2img_noise_level(plan.sigmas, total, t_enc) if strength > 0 else 0.0
     calls = second_order_calls(sampler, params.steps)
-    first_networks, _ = pass_networks(params, networks)
+    first_networks, _ = pass_networks(params, options.networks)
     prepared: list[_Prepared] = []
 
     def prepare(run: PassRun) -> _Prepared:
@@ -197,7 +181,7 @@ def img2img(
         noise = rng.first().to(state.init.device, torch.float32)
         multiplier = params.initial_noise_multiplier
         noise = noise * (1.0 if multiplier is None else multiplier)
-        x = state.init + noise * sigmas[0]
+        x = noised_latents(state.init, noise, level, float(sigmas[0]))
         wrap = None
         if state.repaint is not None:
             repaint = state.repaint
@@ -219,12 +203,11 @@ def img2img(
         if not inputs.overlays:
             return image
         overlay = inputs.overlays[offset % len(inputs.overlays)]
-        return apply_overlay(image, overlay, inputs.paste_to, resize_upscaler)
+        return apply_overlay(
+            image, overlay, inputs.paste_to, resize_upscaler, tile=options.upscaler_tile,
+            overlap=options.upscaler_tile_overlap,
+        )  # fmt: skip
 
-    options = BatchOptions(
-        samplers, schedules, upscalers, context, model_facts, version, on_image, embeddings,
-        preview_every, other_models, sdxl_crop=sdxl_crop,
-    )  # fmt: skip
     facts = {
         "img2img": True,
         "masked": mask is not None,
@@ -236,10 +219,6 @@ def img2img(
         networks=first_networks, extra=lora_hashes_extra(first_networks), finish=finish,
         facts=facts,
     )  # fmt: skip
-
-
-def _check(context: Any) -> Any:
-    return getattr(context, "check", None)
 
 
 def _conditioning(state: _Prepared, inputs: Img2ImgInputs, params: GenerationParams) -> Any:

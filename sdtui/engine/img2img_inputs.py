@@ -40,6 +40,7 @@ from sdtui.engine.masking import (
     overlay_of,
     resize_image,
 )
+from sdtui.engine.upscalers import DEFAULT_OVERLAP, DEFAULT_TILE
 from sdtui.params.schema import INPAINT_AREAS, MASK_MODES, RESIZE_MODES, GenerationParams
 
 ONLY_MASKED = INPAINT_AREAS[1]
@@ -93,9 +94,13 @@ def prepare_inputs(
     upscaler: Any = None,
     check: Any = None,
     background: str = BACKGROUND,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
 ) -> Img2ImgInputs:
     """The images to encode, and with a mask, the latent mask and the overlays. `upscaler`:
-    enlarges images (A1111's "Upscaler for img2img"); `check`: interrupt between its tiles."""
+    enlarges images (A1111's "Upscaler for img2img") in `tile` px tiles with `overlap`;
+    `check`: interrupt between its tiles."""
+    tiling = {"check": check, "tile": tile, "overlap": overlap}
     if not init_images:
         raise ValueError("img2img needs an init image")
     width, height = params.width, params.height
@@ -116,7 +121,7 @@ def prepare_inputs(
         inputs.paste_to = (left, top, right - left, bottom - top)
     for image in flat:
         if prepared.crop is None and mode != LATENT_RESIZE:
-            image = resize_image(mode, image, width, height, upscaler, check=check)
+            image = resize_image(mode, image, width, height, upscaler, **tiling)
         if prepared.latent is not None and prepared.overlay is not None:
             if prepared.crop is None and image.size != (width, height):
                 raise ValueError(
@@ -126,7 +131,7 @@ def prepare_inputs(
             inputs.overlays.append(overlay_of(image, prepared.overlay))  # type: ignore[union-attr]
         if prepared.crop is not None:
             image = resize_image(
-                RESIZE_AND_FILL, image.crop(prepared.crop), width, height, upscaler, check=check
+                RESIZE_AND_FILL, image.crop(prepared.crop), width, height, upscaler, **tiling
             )
         if prepared.latent is not None and params.inpainting_fill != "original":
             image = fill(image, prepared.latent)  # A1111: also under latent noise / nothing

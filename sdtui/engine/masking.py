@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
 from sdtui.engine.upscale import resize_to
+from sdtui.engine.upscalers import DEFAULT_OVERLAP, DEFAULT_TILE
 
 JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL, LATENT_RESIZE = range(4)
 BACKGROUND = "#ffffff"  # A1111's img2img_background_color: what transparency becomes
@@ -36,10 +37,12 @@ FILL_PASSES = ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1))  # (blur radi
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right / bottom exclusive)
 
 
-def _resize(image: Image.Image, width: int, height: int, upscaler: Any, check: Any) -> Image.Image:
+def _resize(
+    image: Image.Image, width: int, height: int, upscaler: Any, tiling: dict[str, Any]
+) -> Image.Image:
     if image.mode == "L" or upscaler is None:
         return image.resize((width, height), resample=Image.Resampling.LANCZOS)
-    return resize_to(image, width, height, upscaler, check=check)
+    return resize_to(image, width, height, upscaler, **tiling)
 
 
 def resize_image(
@@ -50,10 +53,15 @@ def resize_image(
     upscaler: Any = None,
     *,
     check: Any = None,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
 ) -> Image.Image:
-    """`image` at width x height by resize mode `mode` (an index; 3 resizes as 2)."""
+    """`image` at width x height by resize mode `mode` (an index; 3 resizes as 2). The
+    upscaler works in `tile` px tiles with `overlap` (A1111's ESRGAN_tile settings), calling
+    `check` before each."""
+    tiling = {"tile": tile, "overlap": overlap, "check": check}
     if mode == JUST_RESIZE:
-        return _resize(image, width, height, upscaler, check)
+        return _resize(image, width, height, upscaler, tiling)
     ratio, source_ratio = width / height, image.width / image.height
     if mode == CROP_AND_RESIZE:
         scaled_width = width if ratio > source_ratio else image.width * height // image.height
@@ -61,7 +69,7 @@ def resize_image(
     else:
         scaled_width = width if ratio < source_ratio else image.width * height // image.height
         scaled_height = height if ratio >= source_ratio else image.height * width // image.width
-    resized = _resize(image, scaled_width, scaled_height, upscaler, check)
+    resized = _resize(image, scaled_width, scaled_height, upscaler, tiling)
     result = Image.new(image.mode, (width, height))
     result.paste(resized, box=(width // 2 - scaled_width // 2, height // 2 - scaled_height // 2))
     if mode != CROP_AND_RESIZE:
@@ -210,13 +218,20 @@ def apply_overlay(
     overlay: Image.Image,
     paste_to: tuple[int, int, int, int] | None = None,
     upscaler: Any = None,
+    *,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
 ) -> Image.Image:
     """A result with the input's unmasked pixels over it. With `paste_to` (x, y, w, h: Only
-    masked), the result is first scaled into that box of the input (crop and resize)."""
+    masked), the result is first scaled into that box of the input (crop and resize, by
+    `upscaler` in `tile` px tiles)."""
     if paste_to is not None:
         x, y, width, height = paste_to
         base = Image.new("RGBA", overlay.size)
-        base.paste(resize_image(CROP_AND_RESIZE, image, width, height, upscaler), (x, y))
+        scaled = resize_image(
+            CROP_AND_RESIZE, image, width, height, upscaler, tile=tile, overlap=overlap
+        )
+        base.paste(scaled, (x, y))
         image = base
     image = image.convert("RGBA")
     image.alpha_composite(overlay)

@@ -2,10 +2,10 @@
 refiner's switch in the middle of it, and the sampler with progress, previews and interrupts.
 
 `PassRun` is what every pass of a run shares: the active model (`ActiveModel`), the request,
-the registries, the job context, the other checkpoints, and whether the refiner has taken
-over. `denoise_pass` samples a pass from its starting latents over its sigmas; `encode`
-gives the pass's conditioning with whichever model's prompt encoder is active, so the
-refiner can encode the prompts again when it takes over.
+the engine options (registries, job context, other checkpoints, ...), and whether the
+refiner has taken over. `denoise_pass` samples a pass from its starting latents over its
+sigmas; `encode` gives the pass's conditioning with whichever model's prompt encoder is
+active, so the refiner can encode the prompts again when it takes over.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from sdtui.core.discrete import DiscreteSchedule
 from sdtui.core.noise import ImageRNG
 from sdtui.engine.conditioning import PromptEncoder, cond_at, multicond_at
 from sdtui.engine.images import encode_images
-from sdtui.engine.model_switch import ActiveModel, Checkpoint, OtherModels, named_checkpoint
+from sdtui.engine.model_switch import ActiveModel, Checkpoint, named_checkpoint
+from sdtui.engine.options import EngineOptions
 from sdtui.engine.preview import latent_preview, preview_map
 from sdtui.engine.refiner import DEFAULT_HIRES_REFINER_PASS, RefinerCFGDenoiser
 from sdtui.engine.sampling import CFGDenoiser
@@ -68,26 +69,20 @@ class PassRun:
 
     active: ActiveModel
     params: GenerationParams
-    samplers: Any
-    schedules: Any
-    upscalers: Any
-    context: Any
-    preview_every: int
-    other: OtherModels
-    hires_refiner_pass: str
-    sdxl_crop: tuple[int, int]
+    options: EngineOptions
     refined: bool = False  # the refiner took over in some pass (A1111 says so from then on)
 
     @property
     def hires_checkpoint(self) -> Checkpoint | None:
         """The checkpoint of the hires pass, when the request names one."""
         named = self.params.enable_hires and named_checkpoint(self.params.hires_checkpoint)
-        return self.other.hires if named else None
+        return self.options.other_models.hires if named else None
 
     @property
     def refiner(self) -> Checkpoint | None:
         """The refiner, when the request names one."""
-        return self.other.refiner if named_checkpoint(self.params.refiner_checkpoint) else None
+        named = named_checkpoint(self.params.refiner_checkpoint)
+        return self.options.other_models.refiner if named else None
 
     def image_params(self) -> GenerationParams:
         """The request as it ran: the other checkpoints by A1111's short titles, and the
@@ -103,8 +98,9 @@ class PassRun:
     def extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = dict(self.active.ti_infotext())
         hires = self.refined and self.params.enable_hires
-        if hires and self.hires_refiner_pass != DEFAULT_HIRES_REFINER_PASS:
-            extra["Hires refiner"] = self.hires_refiner_pass
+        refiner_pass = self.options.hires_refiner_pass
+        if hires and refiner_pass != DEFAULT_HIRES_REFINER_PASS:
+            extra["Hires refiner"] = refiner_pass
         return extra
 
 
@@ -147,7 +143,7 @@ def _guidance(
         inputs: dict[str, Any] = {}
         if model.family.is_sdxl:
             inputs["time_ids"] = sdxl_time_ids(
-                width, height, is_uncond, refiner=refiner, crop=run.sdxl_crop
+                width, height, is_uncond, refiner=refiner, crop=run.options.sdxl_crop
             )
         if image_conditioning is not None:
             inputs["image_conditioning"] = image_conditioning[rows]
@@ -178,7 +174,7 @@ def denoise_pass(
     """Sample one pass on the active model; `refine`: the refiner may take over.
     `conditioning`: an inpainting model's image conditioning (default: txt2img's, the whole
     image masked); `wrap`: changes the guided denoiser the sampler calls (img2img's mask)."""
-    params, context, active = run.params, run.context, run.active
+    params, context, active = run.params, run.options.context, run.active
     denoiser, conditions, extra_inputs = _guidance(run, encode, size, x, len(seeds), conditioning)
     scale = params.cfg_scale * getattr(sampler, "cfg_scale_multiplier", 1.0)
     refiner = run.refiner if refine else None
@@ -204,7 +200,7 @@ def denoise_pass(
         if context is not None:
             context.check()
             context.progress(info.step + 1, info.total)
-            every = run.preview_every
+            every = run.options.preview_every
             if every > 0 and (info.step + 1) % every == 0 and info.step + 1 < info.total:
                 context.preview(latent_preview(info.denoised, preview_map(active.model)))
 

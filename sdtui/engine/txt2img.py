@@ -1,6 +1,7 @@
 """txt2img: one denoising loop from resolved parameters to images and their infotexts.
 
-    images = txt2img(model, resolve(params), samplers=host.samplers, schedules=host.schedules)
+    options = EngineOptions(samplers=host.samplers, schedules=host.schedules)
+    images = txt2img(model, resolve(params), options)
 
 Per batch (batch_count times): A1111's seeds (seed + i; the same seed with subseed + i when
 a variation strength is set), per-image noise (`ImageRNG`, so an image never depends on its
@@ -20,7 +21,7 @@ on the run's own model again. Styles are applied before this call.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,84 +29,54 @@ import torch
 from sdtui.core.discrete import DiscreteSchedule
 from sdtui.core.extra_networks import strip_extra_networks
 from sdtui.core.prompt_parser import strip_comments
-from sdtui.engine.batches import (
-    BatchOptions,
-    GeneratedImage,
-    ModelFacts,
-    check_other_models,
-    run_batches,
-)
+from sdtui.engine.batches import GeneratedImage, check_other_models, run_batches
 from sdtui.engine.conditioning import PromptEncoder
 from sdtui.engine.images import decode_latents, encode_images, to_tensor
-from sdtui.engine.model_switch import OtherModels
 from sdtui.engine.networks import lora_hashes_extra, pass_networks
+from sdtui.engine.options import EngineOptions, ModelFacts
 from sdtui.engine.passes import LATENT_FACTOR, PassRun, denoise_pass, pass_rng
-from sdtui.engine.refiner import DEFAULT_HIRES_REFINER_PASS, refiner_in_pass
+from sdtui.engine.refiner import refiner_in_pass
 from sdtui.engine.sampling import plan_sigmas, second_order_calls
 from sdtui.engine.upscale import (
     LATENT_MODES,
     hires_target,
+    img2img_noise_level,
     img2img_sigmas,
     img2img_steps,
+    noised_latents,
     resize_to,
     truncate,
     upscale_latents,
 )
-from sdtui.models.embedding_db import EmbeddingSet
-from sdtui.models.networks import AppliedNetwork, LoraNetwork
+from sdtui.models.networks import AppliedNetwork
 from sdtui.params.schema import GenerationParams
 
-__all__ = ["GeneratedImage", "ModelFacts", "first_pass_prompts", "txt2img"]
-
-_NO_OTHER_MODELS = OtherModels()
-_NO_FACTS = ModelFacts()
+__all__ = ["EngineOptions", "GeneratedImage", "ModelFacts", "first_pass_prompts", "txt2img"]
 
 
-def txt2img(
-    model: Any,
-    params: GenerationParams,
-    *,
-    samplers: Any,
-    schedules: Any,
-    upscalers: Any = None,
-    context: Any = None,
-    model_facts: ModelFacts = _NO_FACTS,
-    version: str | None = None,
-    on_image: Callable[[GeneratedImage], None] | None = None,
-    embeddings: EmbeddingSet | None = None,
-    networks: Mapping[str, LoraNetwork] | None = None,
-    preview_every: int = 0,
-    other_models: OtherModels = _NO_OTHER_MODELS,
-    hires_refiner_pass: str = DEFAULT_HIRES_REFINER_PASS,
-    sdxl_crop: tuple[int, int] = (0, 0),
-) -> list[GeneratedImage]:
-    """Generate `batch_count x batch_size` images with a loaded model (seeds resolved).
-    `embeddings`: the textual-inversion embeddings prompts may name (`TI hashes` in the
-    infotext lists those used). `networks`: the LoRA networks the prompts' `<lora:...>` tags
-    name, applied around each pass and removed afterwards (`Lora hashes` in the infotext).
-    `preview_every`: send the context a cheap preview image every that many steps (0: none).
-    `other_models`: loaders for the hires checkpoint and the refiner the params name.
-    `hires_refiner_pass`: A1111's "Hires fix: which pass to enable refiner for".
-    `sdxl_crop`: SDXL's crop conditioning (top, left), A1111's sdxl_crop_top / _left."""
+def txt2img(model: Any, params: GenerationParams, options: EngineOptions) -> list[GeneratedImage]:
+    """Generate `batch_count x batch_size` images with a loaded model (seeds resolved);
+    `options`: the registries, job context, callbacks, networks, other checkpoints and
+    settings of the run (`sdtui.engine.options`)."""
     if params.seed < 0 or params.variation_seed < 0:
         raise ValueError("txt2img needs resolved seeds (sdtui.params.validate.resolve)")
-    check_other_models(params, other_models)
-    refiner_in_pass(params.enable_hires, False, hires_refiner_pass)  # a bad value fails here
-    sampler = samplers.get(params.sampler)
+    check_other_models(params, options.other_models)
+    refiner_in_pass(params.enable_hires, False, options.hires_refiner_pass)  # a bad value fails
+    sampler = options.samplers.get(params.sampler)
     params = dataclasses.replace(params, sampler=sampler.name)
     plan = plan_sigmas(
         sampler,
         params.schedule,
         params.steps,
         DiscreteSchedule.stable_diffusion(),
-        schedules,
+        options.schedules,
         sigma_min=params.sigma_min or 0.0,
         sigma_max=params.sigma_max or 0.0,
         rho=params.rho or 0.0,
         sdxl=model.family.is_sdxl,
     )
     calls = second_order_calls(sampler, len(plan.sigmas) - 1)
-    first_networks, hires_networks = pass_networks(params, networks)
+    first_networks, hires_networks = pass_networks(params, options.networks)
 
     def sample(run: PassRun, seeds: list[int], subseeds: list[int]) -> torch.Tensor:
         latents = _first_pass(run, sampler, plan, calls, seeds, subseeds)
@@ -113,13 +84,11 @@ def txt2img(
             latents = _hires_pass(run, latents, seeds, subseeds, hires_networks)
         return latents
 
-    options = BatchOptions(
-        samplers, schedules, upscalers, context, model_facts, version, on_image, embeddings,
-        preview_every, other_models, hires_refiner_pass, sdxl_crop,
-    )  # fmt: skip
+    facts = {"inpainting_conditioning": bool(model.family.inpainting)}  # A1111's infotext
     return run_batches(
         model, params, options, sampler, plan, sample,
         networks=first_networks, extra=lora_hashes_extra(first_networks, hires_networks),
+        facts=facts,
     )  # fmt: skip
 
 
@@ -146,7 +115,7 @@ def _first_pass(
     rng = pass_rng(run, seeds, subseeds, params.width, params.height)
     x = rng.first().float() * plan.noise_scale
     size = (params.width, params.height)
-    refine = refiner_in_pass(params.enable_hires, False, run.hires_refiner_pass)
+    refine = refiner_in_pass(params.enable_hires, False, run.options.hires_refiner_pass)
     return denoise_pass(run, sampler, plan.sigmas, x, encode, size, seeds, rng, refine)
 
 
@@ -174,12 +143,13 @@ def _hires_pass(
         latents = upscale_latents(latents, params.hires_upscaler, target.height, target.width)
         active.switch(hires_model, networks)
     else:
-        if run.upscalers is None:
+        options = run.options
+        if options.upscalers is None:
             raise ValueError(f"hires upscaler {params.hires_upscaler!r} needs the upscalers")
-        upscaler = run.upscalers.get(params.hires_upscaler)
-        check = getattr(run.context, "check", None)  # interrupt between upscaler tiles
+        upscaler = options.upscalers.get(params.hires_upscaler)
+        tile, overlap = options.upscaler_tile, options.upscaler_tile_overlap
         images = [
-            resize_to(image, target.width, target.height, upscaler, check=check)
+            resize_to(image, *target[:2], upscaler, tile=tile, overlap=overlap, check=options.check)
             for image in decode_latents(active.model.vae, latents)
         ]
         active.switch(hires_model, networks)
@@ -187,7 +157,7 @@ def _hires_pass(
         latents = encode_images(active.model.vae, pixels).float()
     latents = truncate(latents, target)
     height, width = latents.shape[2] * LATENT_FACTOR, latents.shape[3] * LATENT_FACTOR
-    sampler = run.samplers.get(params.hires_sampler or params.sampler)
+    sampler = run.options.samplers.get(params.hires_sampler or params.sampler)
     steps = params.hires_steps or params.steps
     total, t_enc = img2img_steps(steps, params.denoising_strength)
     plan = plan_sigmas(
@@ -195,13 +165,14 @@ def _hires_pass(
         params.hires_schedule or params.schedule,
         total,
         DiscreteSchedule.stable_diffusion(),
-        run.schedules,
+        run.options.schedules,
         sigma_min=params.sigma_min or 0.0,
         sigma_max=params.sigma_max or 0.0,
         rho=params.rho or 0.0,
         sdxl=active.model.family.is_sdxl,
     )
     sigmas = img2img_sigmas(sampler, plan.sigmas, total, t_enc)
+    level = img2img_noise_level(plan.sigmas, total, t_enc)
     calls = second_order_calls(sampler, steps)
     prompts = [strip_extra_networks(params.hires_prompt or params.prompt)] * len(seeds)
     negatives = [strip_comments(params.hires_negative_prompt or params.negative_prompt)]
@@ -214,7 +185,7 @@ def _hires_pass(
         return cond, uncond
 
     rng = pass_rng(run, seeds, subseeds, width, height)
-    x = latents + rng.first().float() * sigmas[0]
+    x = noised_latents(latents, rng.first().float(), level, float(sigmas[0]))
     size = (target.width, target.height)  # A1111 conditions SDXL on the size before cropping
-    refine = refiner_in_pass(True, True, run.hires_refiner_pass)
+    refine = refiner_in_pass(True, True, run.options.hires_refiner_pass)
     return denoise_pass(run, sampler, sigmas, x, encode, size, seeds, rng, refine)

@@ -101,3 +101,26 @@ def img2img_sigmas(sampler: Any, sigmas: torch.Tensor, total: int, t_enc: int) -
     if getattr(sampler, "timestep_sampler", False):
         return sigmas[-(t_enc + 1) :]
     return sigmas[total - t_enc - 1 :]
+
+
+def img2img_noise_level(sigmas: torch.Tensor, total: int, t_enc: int) -> float:
+    """The sigma A1111 noises the init latents to: sigmas[total - t_enc - 1] of the
+    `total`-step schedule, for every sampler. A k-diffusion sampler starts there; a timestep
+    sampler starts one timestep lower, at timesteps[t_enc - 1], yet A1111 noises the
+    latents to timesteps[t_enc] (`sd_samplers_timesteps.sample_img2img`), which is this
+    sigma (the schedule lists the timesteps from the top, then sigma_min)."""
+    return float(sigmas[total - t_enc - 1])
+
+
+def noised_latents(
+    latents: torch.Tensor, noise: torch.Tensor, level: float, first: float
+) -> torch.Tensor:
+    """The sampler's starting x: `latents` + `noise` x `level`, as the sampler sees it at
+    its first sigma `first`. When the two differ (A1111's timestep samplers) the model is
+    given the variance-preserving latents of noise level `level`, sqrt(a) x latents +
+    sqrt(1 - a) x noise, at the timestep of `first`: x is scaled so that x / sqrt(1 +
+    first^2), the model's input, is exactly that."""
+    x = latents + noise * level
+    if level != first:
+        x = x * ((1 + first**2) / (1 + level**2)) ** 0.5
+    return x

@@ -75,7 +75,7 @@ class RunFacts:
     img2img: bool = False  # an img2img run ("Denoising strength", "Noise multiplier")
     masked: bool = False  # an inpainting mask was given
     mask_dropped: bool = False  # Only masked found nothing to repaint: plain img2img ran
-    inpainting_conditioning: bool = False  # an inpainting model saw the masked image
+    inpainting_conditioning: bool = False  # an inpainting (9-channel) model ran
 
 
 def _unless_default(name: str, value: Any) -> Any:
@@ -118,12 +118,10 @@ def _img2img_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]
         return {}
     kept = facts.masked and not facts.mask_dropped
     only_masked = kept and params.inpaint_area != INPAINT_AREAS[0]
-    weight = params.inpainting_mask_weight if facts.inpainting_conditioning else None
     inverted = facts.masked and params.mask_mode != MASK_MODES[0]
     filled = kept and params.inpainting_fill != "original"
     return {
         "Denoising strength": params.denoising_strength,
-        "Conditional mask weight": weight,
         "Mask mode": params.mask_mode if inverted else None,
         "Mask blur": params.mask_blur if facts.masked and params.mask_blur > 0 else None,
         "Inpaint area": params.inpaint_area if only_masked else None,
@@ -133,6 +131,17 @@ def _img2img_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]
             "initial_noise_multiplier", params.initial_noise_multiplier
         ),
     }
+
+
+def _mask_weight(params: GenerationParams, facts: RunFacts) -> str | None:
+    """A1111 writes "Conditional mask weight" whenever an inpainting model ran, txt2img
+    included (`is_using_inpainting_conditioning`). The value is its setting's float, which
+    A1111 writes as Python does ("1.0", the default; "0.5"), not as the UI's sliders hand
+    over numbers ("1")."""
+    if not facts.inpainting_conditioning:
+        return None
+    weight = params.inpainting_mask_weight
+    return str(float(1.0 if weight is None else weight))
 
 
 def infotext_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]:
@@ -161,6 +170,7 @@ def infotext_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]
         "Tiling": "True" if params.tiling else None,
         **_hires_values(params),
         **_img2img_values(params, facts),
+        "Conditional mask weight": _mask_weight(params, facts),
         "Refiner": params.refiner_checkpoint,
         "Refiner switch at": params.refiner_switch_at if params.refiner_checkpoint else None,
         "Emphasis": _unless_default("emphasis", params.emphasis),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sdtui import __version__
+from sdtui.engine.upscalers import DEFAULT_OVERLAP, DEFAULT_TILE
 from sdtui.models.discovery import (
     CheckpointInfo,
     ModelNotFoundError,
@@ -65,6 +66,15 @@ def apply_styles(params: GenerationParams, dirs: DataDirs) -> GenerationParams:
         params.styles, params.prompt, params.negative_prompt
     )
     return dataclasses.replace(params, prompt=prompt, negative_prompt=negative, styles=())
+
+
+def upscaler_tiling(settings: Any) -> dict[str, int]:
+    """A job's `upscaler_tile` and `upscaler_tile_overlap` from the settings (A1111's
+    ESRGAN_tile and ESRGAN_tile_overlap): `Txt2ImgJob(..., **upscaler_tiling(settings))`."""
+    return {
+        "upscaler_tile": int(settings["ESRGAN_tile"]),
+        "upscaler_tile_overlap": int(settings["ESRGAN_tile_overlap"]),
+    }
 
 
 def model_key(model: ModelChoice, vae_path: Path | None) -> str:
@@ -153,6 +163,9 @@ class Txt2ImgJob:
     script: Any = None
     script_args: Mapping[str, Any] = field(default_factory=dict)
     random_seed: bool = False  # the request said seed -1 (scripts' "Keep -1 for seeds")
+    # A1111's ESRGAN_tile / ESRGAN_tile_overlap: the tiles of every upscaler the job runs
+    upscaler_tile: int = DEFAULT_TILE
+    upscaler_tile_overlap: int = DEFAULT_OVERLAP
     _facts_used: Any = field(default=None, init=False, repr=False)
     _loras: dict[frozenset[str], dict[str, Any]] = field(
         default_factory=dict, init=False, repr=False
@@ -201,19 +214,23 @@ class Txt2ImgJob:
             if save:
                 self._save(result, facts, context, out_dir)
 
-        options = {
-            "samplers": self.plugin_host.samplers,
-            "schedules": self.plugin_host.schedules,
-            "upscalers": self.plugin_host.upscalers,
-            "context": context,
-            "model_facts": facts,
-            "version": VERSION,
-            "on_image": on_image,
-            "embeddings": self._embeddings(loaded),
-            "networks": networks,
-            "preview_every": self.preview_every,
-            "other_models": others,
-        }
+        from sdtui.engine.options import EngineOptions
+
+        options = EngineOptions(
+            samplers=self.plugin_host.samplers,
+            schedules=self.plugin_host.schedules,
+            upscalers=self.plugin_host.upscalers,
+            context=context,
+            model_facts=facts,
+            version=VERSION,
+            on_image=on_image,
+            embeddings=self._embeddings(loaded),
+            networks=networks,
+            preview_every=self.preview_every,
+            other_models=others,
+            upscaler_tile=self.upscaler_tile,
+            upscaler_tile_overlap=self.upscaler_tile_overlap,
+        )
         return self._generate(loaded, params, options, **inputs)
 
     def save_grid(
@@ -239,14 +256,14 @@ class Txt2ImgJob:
         (self.dirs.own / "last-params.txt").write_text(last.infotext, encoding="utf-8")
 
     def _generate(
-        self, loaded: Any, params: GenerationParams, options: dict[str, Any], **inputs: Any
+        self, loaded: Any, params: GenerationParams, options: Any, **inputs: Any
     ) -> list[Any]:
-        """The engine call: `options` are the keyword arguments every mode takes."""
+        """The engine call: `options` (an `EngineOptions`) is what every mode takes."""
         from sdtui.engine.txt2img import txt2img
 
         if inputs:
             raise TypeError(f"txt2img takes no inputs, got {', '.join(inputs)}")
-        return txt2img(loaded, params, **options)
+        return txt2img(loaded, params, options)
 
     def _other_models(self, params: GenerationParams, model: ModelChoice) -> Any:
         """Loaders for the hires checkpoint and the refiner the request names (resolved

@@ -11,6 +11,7 @@ infotext, and the grid.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -28,7 +29,7 @@ class Img2ImgJob(Txt2ImgJob):
     resize_upscaler: str | None = None  # A1111's "Upscaler for img2img"; None: Lanczos
 
     def _generate(
-        self, loaded: Any, params: GenerationParams, options: dict[str, Any], **inputs: Any
+        self, loaded: Any, params: GenerationParams, options: Any, **inputs: Any
     ) -> list[Any]:
         """img2img of `inputs`' `init_images` and `mask` (default: the job's; a script may
         pass others, e.g. loopback's previous result)."""
@@ -42,4 +43,5 @@ class Img2ImgJob(Txt2ImgJob):
             upscaler = self.plugin_host.upscalers.get(self.resize_upscaler)
         init_images = inputs.get("init_images", self.init_images)
         mask = inputs.get("mask", self.mask)
-        return img2img(loaded, params, init_images, mask, resize_upscaler=upscaler, **options)
+        options = dataclasses.replace(options, img2img_upscaler=upscaler)
+        return img2img(loaded, params, options, init_images, mask)

@@ -5,17 +5,17 @@ tile at the request's width x height and blend the tiles back.
         --denoising-strength 0.3 --script "SD upscale" --script-arg upscaler=Lanczos
 
 The input (transparency flattened) is enlarged `scale_factor` times by the chosen upscaler
-(sdtui.engine.upscalers.run_upscaler; A1111's default, "None", leaves it as it is and the
-factor then does nothing). The result is cut into tiles of the request's width x height
-overlapping by `overlap` px (A1111's split_grid, sdtui.core.tiles), every tile goes through
-img2img at the request's denoising strength, `batch_size` tiles per run, and the tiles are
-blended back over the overlaps (A1111's combine_grid). Seeds as A1111's: each run's seed is
-one more than the last run's (a run's items add their index), and batch count n repeats the
-whole upscale with seed + n. Tiles are not saved; each combined image is (the images folder,
-its first tile's infotext with A1111's `SD upscale overlap` and `SD upscale upscaler`).
-Progress counts the steps of every tile. A mask is not used. A tile larger than the
-upscaled image is cut to it (A1111 pads it with black) and runs at its size rounded up to a
-multiple of 8.
+(sdtui.engine.upscalers.run_upscaler, in tiles of the ESRGAN_tile settings; A1111's
+default, "None", leaves it as it is and the factor then does nothing). The result is cut
+into tiles of the request's width x height overlapping by `overlap` px (A1111's split_grid,
+sdtui.core.tiles), every tile goes through img2img at the request's denoising strength,
+`batch_size` tiles per run, and the tiles are blended back over the overlaps (A1111's
+combine_grid). Seeds as A1111's: each run's seed is one more than the last run's (a run's
+items add their index), and batch count n repeats the whole upscale with seed + n. Tiles
+are not saved; each combined image is (the images folder, its first tile's infotext with
+A1111's `SD upscale overlap` and `SD upscale upscaler`). Progress counts the steps of every
+tile. A mask is not used. A tile larger than the upscaled image is cut to it (A1111 pads it
+with black) and runs at its size rounded up to a multiple of 8.
 """
 
 from __future__ import annotations
@@ -78,7 +78,11 @@ class SDUpscale:
         upscaler = find_upscaler(request.host, options["upscaler"])
         image = flatten(context.job.init_images[0])
         if upscaler.name != "None":
-            image = run_upscaler(upscaler, image, options["scale_factor"], check=context.check)
+            job = context.job  # A1111's ESRGAN_tile settings, as the job was given them
+            image = run_upscaler(
+                upscaler, image, options["scale_factor"], tile=job.upscaler_tile,
+                overlap=job.upscaler_tile_overlap, check=context.check,
+            )  # fmt: skip
         overlap = options["overlap"]
         grid = request_grid(image.width, image.height, params.width, params.height, overlap)
         tiles = [image.crop(box) for box in grid.boxes()]

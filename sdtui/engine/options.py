@@ -1,0 +1,79 @@
+"""What a txt2img or img2img call is given besides the model, the request and its images.
+
+    options = EngineOptions(samplers=host.samplers, schedules=host.schedules, context=job)
+    images = txt2img(model, params, options)
+    images = img2img(model, params, options, [init], mask)
+
+The registries, the job context, how the infotext names the model, the callbacks, the
+networks and embeddings the prompts may name, the other checkpoints, and A1111's settings
+that change how a run goes (the hires refiner pass, SDXL's crop, the upscalers' tiling, the
+img2img upscaler and background). One frozen object, so a service builds it once per job
+and scripts pass it on unchanged (`dataclasses.replace` for a change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sdtui.engine.masking import BACKGROUND
+from sdtui.engine.model_switch import OtherModels
+from sdtui.engine.refiner import DEFAULT_HIRES_REFINER_PASS
+from sdtui.engine.upscalers import DEFAULT_OVERLAP, DEFAULT_TILE
+
+if TYPE_CHECKING:
+    from sdtui.engine.batches import GeneratedImage
+    from sdtui.models.embedding_db import EmbeddingSet
+    from sdtui.models.networks import LoraNetwork
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """How the infotext names the model and VAE (A1111's `Model`, `Model hash`, ...)."""
+
+    name: str | None = None
+    short_hash: str | None = None
+    vae_name: str | None = None
+    vae_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Everything but the model, the request and the mode's images.
+
+    `upscalers`: the registry hires fix's pixel upscalers come from. `context`: the job
+    context (progress, previews, interrupt, skip). `on_image`: called with each image as
+    soon as it is described. `embeddings`: the textual-inversion embeddings prompts may name
+    (`TI hashes`). `networks`: the LoRA networks the prompts' `<lora:...>` tags name
+    (`Lora hashes`). `preview_every`: a cheap preview every that many steps (0: none).
+    `other_models`: loaders for the hires checkpoint and the refiner the request names.
+    `hires_refiner_pass`: A1111's "Hires fix: which pass to enable refiner for".
+    `sdxl_crop`: SDXL's crop conditioning (top, left), A1111's sdxl_crop_top / _left.
+    `upscaler_tile` / `upscaler_tile_overlap`: A1111's ESRGAN_tile / ESRGAN_tile_overlap,
+    the tiles every tiled upscaler of the run works in (0: no tiling).
+    `img2img_upscaler`: enlarges img2img's inputs (A1111's "Upscaler for img2img"; None:
+    Lanczos). `img2img_background`: what transparency in img2img's inputs becomes."""
+
+    samplers: Any
+    schedules: Any
+    upscalers: Any = None
+    context: Any = None
+    model_facts: ModelFacts = ModelFacts()
+    version: str | None = None
+    on_image: Callable[[GeneratedImage], None] | None = None
+    embeddings: EmbeddingSet | None = None
+    networks: Mapping[str, LoraNetwork] | None = None
+    preview_every: int = 0
+    other_models: OtherModels = field(default_factory=OtherModels)
+    hires_refiner_pass: str = DEFAULT_HIRES_REFINER_PASS
+    sdxl_crop: tuple[int, int] = (0, 0)
+    upscaler_tile: int = DEFAULT_TILE
+    upscaler_tile_overlap: int = DEFAULT_OVERLAP
+    img2img_upscaler: Any = None
+    img2img_background: str = BACKGROUND
+
+    @property
+    def check(self) -> Callable[[], None] | None:
+        """The context's interrupt check (called between upscaler tiles), if it has one."""
+        return getattr(self.context, "check", None)
