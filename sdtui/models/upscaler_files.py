@@ -127,7 +127,10 @@ def describe(descriptor: Any) -> tuple[str, int]:
     if not isinstance(descriptor, ImageModelDescriptor):
         raise UnusableModelError(f"{architecture} is not an image-to-image model")
     if descriptor.purpose == "FaceSR":
-        raise UnusableModelError(f"{architecture} is a face restoration model, not an upscaler")
+        raise UnusableModelError(
+            f"{architecture} is a face restoration model, not an upscaler (face models go in "
+            "models/GFPGAN or models/Codeformer)"
+        )
     return architecture, int(descriptor.scale)
 
 
@@ -187,9 +190,10 @@ def _zero_large(value: Any) -> Any:
     return value
 
 
-def spandrel_load(state: dict[str, Any], *, meta: bool = False) -> Any:
+def spandrel_load(state: dict[str, Any], *, meta: bool = False, registry: Any = None) -> Any:
     """spandrel's descriptor for a state dict (with the network built on the `meta` device
-    if `meta`); UnusableModelError if spandrel does not know it or cannot load it."""
+    if `meta`), from spandrel's main registry or `registry`; UnusableModelError if spandrel
+    does not know it or cannot load it."""
     import contextlib
     import warnings
 
@@ -200,7 +204,7 @@ def spandrel_load(state: dict[str, Any], *, meta: bool = False) -> Any:
         with warnings.catch_warnings():  # architectures' deprecation notes are not the user's
             warnings.simplefilter("ignore")
             with torch.device("meta") if meta else contextlib.nullcontext():
-                return MAIN_REGISTRY.load(state)
+                return (registry or MAIN_REGISTRY).load(state)
     except UnsupportedModelError:
         raise UnusableModelError("spandrel does not recognise its architecture") from None
     except Exception as error:
