@@ -39,6 +39,12 @@ def _img2img() -> Screen:
     return Img2ImgScreen()
 
 
+def _extras() -> Screen:
+    from sdtui.screens.extras import ExtrasScreen
+
+    return ExtrasScreen()
+
+
 def _pnginfo() -> Screen:
     from sdtui.screens.pnginfo import PngInfoScreen
 
@@ -55,6 +61,7 @@ def _settings() -> Screen:
 SCREENS = {
     "txt2img": _txt2img,
     "img2img": _img2img,
+    "extras": _extras,
     "pnginfo": _pnginfo,
     "settings": _settings,
 }

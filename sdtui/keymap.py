@@ -161,6 +161,7 @@ def clashes(keymap: dict[str, str] | None = None) -> list[str]:
         APP_KEYS + IMG2IMG_KEYS,
         PROMPT_KEYS + IMG2IMG_KEYS + APP_KEYS,
         PAINT_KEYS + IMG2IMG_KEYS + APP_KEYS,
+        APP_KEYS + EXTRAS_KEYS,
     ):
         seen: dict[str, str] = {}
         for spec in group:
@@ -216,3 +217,24 @@ IMG2IMG_KEYS: tuple[KeySpec, ...] = (
     KeySpec("img2img.paint", "alt+p", "paint", "Paint", show=False),
 )
 ALL_KEYS = ALL_KEYS + PAINT_KEYS + IMG2IMG_KEYS  # known to `load_keymap`: users remap them
+
+RESULT_KEY_IDS = (
+    "copy_infotext", "open_folder", "next_image", "previous_image", "save_image",
+    "zip_images", "send_img2img", "send_inpaint",
+)  # fmt: skip
+
+# The Extras tab: run and interrupt as in txt2img, the input sub-tabs (single image, batch,
+# batch from directory), the before/after view and the result actions of a generation tab.
+EXTRAS_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("extras.generate", "f5,ctrl+g,ctrl+enter", "generate", "Generate"),
+    KeySpec("extras.interrupt", "escape,f4", "interrupt", "Interrupt"),
+    KeySpec("extras.next_mode", "alt+m", "next_mode", "Input"),
+    KeySpec("extras.open_image", "ctrl+o", "open_image", "Open image"),
+    KeySpec("extras.compare", "alt+b", "toggle_before", "Before/after"),
+    KeySpec("extras.refresh", "ctrl+r", "refresh_upscalers", "Refresh upscalers", show=False),
+    *_for_tab(
+        tuple(spec for spec in TXT2IMG_KEYS if spec.id.split(".", 1)[1] in RESULT_KEY_IDS),
+        "extras",
+    ),
+)
+ALL_KEYS = ALL_KEYS + EXTRAS_KEYS

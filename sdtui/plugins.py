@@ -36,10 +36,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "sdtui.cli.pnginfo",
     "sdtui.cli.generate",
     "sdtui.cli.img2img",
+    "sdtui.cli.upscale",
     "sdtui_plugins.builtin.model_families",
     "sdtui_plugins.builtin.schedules",
     "sdtui_plugins.builtin.upscalers",
     "sdtui_plugins.builtin.model_upscalers",
+    "sdtui_plugins.builtin.face_restorers",
     "sdtui_plugins.builtin.samplers",
     "sdtui_plugins.builtin.scripts",
 )

@@ -285,7 +285,7 @@ async def test_open_from_the_tree(data_dirs, images) -> None:
         assert table(screen)["Seed"] == ("987654321", "seed = 987654321")
 
 
-async def test_path_completion_and_the_disabled_extras_target(data_dirs, images) -> None:
+async def test_path_completion_and_send_to_extras(data_dirs, images) -> None:
     app = pnginfo_app(data_dirs)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_tab(pilot)
@@ -302,12 +302,12 @@ async def test_path_completion_and_the_disabled_extras_target(data_dirs, images)
         await pilot.press("right", "enter")
         await pilot.pause()
         assert screen.path == images["a1111"]
-        button = screen.query_one("#send-extras", Button)
-        assert button.disabled and "Extras tab" in str(button.tooltip)
+        assert not screen.query_one("#send-extras", Button).disabled
         assert not screen.query_one("#send-img2img", Button).disabled
-        await pilot.press("alt+e")
-        await pilot.pause()
-        assert app.screen is screen
+        await pilot.press("alt+e")  # the file goes to Extras as its single image
+        await wait_until(pilot, lambda: getattr(app.screen, "TAB_ID", "") == "extras")
+        extras_path = app.screen.query_one("#extras-path", PathInput)
+        await wait_until(pilot, lambda: extras_path.value == f"{DAY}/00001-987654321.png")
 
 
 def test_complete_path(tmp_path) -> None:

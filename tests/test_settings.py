@@ -118,8 +118,9 @@ def test_defaults_are_valid_values() -> None:
 
 
 def test_unused_settings_say_so() -> None:
-    assert "Not used yet" in SETTINGS["ESRGAN_tile"].description
+    assert "Not used yet" in SETTINGS["samples_save"].description
     assert "Not used yet" not in SETTINGS["CLIP_stop_at_last_layers"].description
+    assert "Not used yet" not in SETTINGS["ESRGAN_tile"].description
 
 
 def test_graphics_modes_match_the_widget() -> None:

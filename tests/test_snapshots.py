@@ -146,3 +146,17 @@ async def _img2img(pilot) -> None:
 
 def test_img2img(snap_compare, app) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=_img2img)
+
+
+async def _extras(pilot) -> None:
+    app = pilot.app
+    picture = _picture(app.backend.dirs.outputs / "txt2img-images" / "00001-1234.png")
+    await app.switch_mode("extras")
+    await pilot.pause()
+    app.screen.receive(picture)  # as "send to extras" from txt2img's results
+    await settle(pilot)
+    await pilot.wait_for_scheduled_animations()
+
+
+def test_extras(snap_compare, app) -> None:
+    assert snap_compare(app, terminal_size=SIZE, run_before=_extras)

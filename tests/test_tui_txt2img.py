@@ -45,7 +45,8 @@ async def test_first_frame_without_the_backend(data_dirs) -> None:
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, Txt2ImgScreen)
         tabs = [str(label.render()) for label in app.screen.query(".tab")]
-        assert tabs[:2] == ["1 txt2img", "2 img2img"] and "3 Extras" not in tabs  # not built
+        assert tabs[:3] == ["1 txt2img", "2 img2img", "3 Extras"]
+        assert "5 Checkpoint Merger" not in tabs  # not built
         await pilot.press("f5")  # generating before start-up finished: a message, no crash
         await pilot.pause()
         assert app.screen.job_id is None
@@ -77,10 +78,12 @@ async def test_missing_tab_is_a_message(data_dirs) -> None:
     app = make_app(data_dirs)
     app.start_backend = False
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("alt+3")
+        await pilot.press("alt+5")
         await pilot.pause()
         assert isinstance(app.screen, Txt2ImgScreen)
-        assert any("Extras tab is not in this version" in n.message for n in app._notifications)
+        assert any(
+            "Checkpoint Merger tab is not in this version" in n.message for n in app._notifications
+        )
 
 
 async def test_type_a_prompt_and_generate(tiny_dirs) -> None:

@@ -217,8 +217,11 @@ async def test_save_and_zip_the_batch(data_dirs) -> None:
         originals = [result.path.read_bytes() for result in screen.results]
         assert [contents[name] for name in names] == originals
         assert len((folder / "log.csv").read_text("utf-8").splitlines()) == 3  # one row a click
-        await pilot.press("alt+e")  # Extras is not built: a message, nothing else
-        assert "Extras tab is not in this version" in messages(app)
+        selected = screen.results[screen.selected].path
+        await pilot.press("alt+e")  # the selected image's file becomes Extras' single image
+        await wait_until(pilot, lambda: getattr(app.screen, "TAB_ID", "") == "extras")
+        extras_path = app.screen.query_one("#extras-path")
+        await wait_until(pilot, lambda: extras_path.path == selected)
 
 
 async def test_failures_are_messages_and_the_app_keeps_working(data_dirs) -> None:

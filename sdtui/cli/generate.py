@@ -26,9 +26,9 @@ from sdtui.cli.script_flags import (
 from sdtui.params.schema import (
     IMG2IMG,
     INPAINT,
-    PARAMS,
     GenerationParams,
     cli_flag,
+    fields_of,
     spec,
     value_type,
 )
@@ -44,15 +44,19 @@ def txt2img_field(name: str) -> bool:
 def add_schema_flags(
     parser: argparse.ArgumentParser,
     include: Callable[[str], bool] = txt2img_field,
-    defaults: GenerationParams | None = None,
+    defaults: Any = None,
+    *,
+    title: str = "generation parameters (defaults as in A1111's UI)",
 ) -> None:
-    """A flag for every schema field `include` accepts, its help showing `defaults`'."""
-    group = parser.add_argument_group("generation parameters (defaults as in A1111's UI)")
-    defaults = defaults or GenerationParams()
-    for name in PARAMS:
+    """A flag for every field of `defaults`' schema (GenerationParams unless given) that
+    `include` accepts, its help showing the default."""
+    group = parser.add_argument_group(title)
+    defaults = defaults if defaults is not None else GenerationParams()
+    schema = type(defaults)
+    for name in fields_of(schema):
         if name in SKIPPED_FIELDS or not include(name):
             continue
-        field_spec, kind = spec(name), value_type(name)
+        field_spec, kind = spec(name, schema), value_type(name, schema)
         default = getattr(defaults, name)
         shown = "from settings" if default is None else repr(default)
         text = f"{field_spec.help} (default: {shown})"
@@ -62,6 +66,16 @@ def add_schema_flags(
             group.add_argument(cli_flag(name), nargs="*", metavar="NAME", help=text)
         else:
             group.add_argument(cli_flag(name), type=kind, metavar=kind.__name__.upper(), help=text)
+
+
+def flag_overrides(args: argparse.Namespace, schema: type) -> dict[str, Any]:
+    """The schema fields given on the command line (flags left out are None)."""
+    overrides: dict[str, Any] = {}
+    for name in fields_of(schema):
+        value = getattr(args, name, None)
+        if name not in SKIPPED_FIELDS and value is not None:
+            overrides[name] = tuple(value) if value_type(name, schema) is tuple else value
+    return overrides
 
 
 def params_from_arguments(
@@ -79,12 +93,7 @@ def params_from_arguments(
             raise ValueError(f"{args.from_image}: the image carries no generation parameters")
     if infotext:
         params = params_from_infotext(infotext).apply_to(params)
-    overrides: dict[str, Any] = {}
-    for name in PARAMS:
-        value = getattr(args, name, None)
-        if name not in SKIPPED_FIELDS and value is not None:
-            overrides[name] = tuple(value) if value_type(name) is tuple else value
-    return dataclasses.replace(params, **overrides)
+    return dataclasses.replace(params, **flag_overrides(args, GenerationParams))
 
 
 def sized_for(path: Path, params: GenerationParams, args: argparse.Namespace) -> GenerationParams:
@@ -119,7 +128,7 @@ class GenerateCommand:
         return reporting_errors(self.name, self._run, args)
 
     def _run(self, args: argparse.Namespace) -> int:
-        from sdtui.services.generation import Txt2ImgJob
+        from sdtui.services.generation import Txt2ImgJob, upscaler_tiling
         from sdtui.services.requests import prepare_txt2img
 
         if args.help_script:
@@ -141,17 +150,30 @@ class GenerateCommand:
             return Txt2ImgJob(
                 runtime, host, dirs, params, model, out_dir=args.out, naming=naming,
                 script=script, script_args=script_args, random_seed=random_seed,
+                **upscaler_tiling(settings),
             )  # fmt: skip
 
         return run_job(args, host, make_job, "txt2img")
 
 
 def command_setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Any, Any]:
-    """(data dirs, plugin host, settings, chosen checkpoint) of a generating command, the
-    upscaler files in the data dir registered; the settings file's warnings and unusable
-    upscaler files go to stderr."""
-    from sdtui.plugins import get_host
+    """(data dirs, plugin host, settings, chosen checkpoint) of a generating command (see
+    `data_setup`)."""
     from sdtui.services.generation import choose_checkpoint
+
+    dirs, host, settings = data_setup(args, command)
+    model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
+    return dirs, host, settings, model
+
+
+def data_setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Any]:
+    """(data dirs, plugin host, settings) of a command that runs models, with the upscaler
+    files of the data dir registered and the face restorers pointed at its folders; the
+    settings file's warnings and unusable upscaler files go to stderr."""
+    from sdtui_plugins.builtin.face_restorers import configure_face_restorers
+    from sdtui_plugins.builtin.model_upscalers import register_folder_upscalers
+
+    from sdtui.plugins import get_host
     from sdtui.services.settings import Settings
 
     dirs = data_dirs_from(args)
@@ -160,12 +182,10 @@ def command_setup(args: argparse.Namespace, command: str) -> tuple[Any, Any, Any
     settings = Settings.load(dirs)
     for warning in settings.warnings:
         print(f"sdtui {command}: {warning}", file=sys.stderr)
-    model = choose_checkpoint(dirs, args.model or settings["sd_model_checkpoint"])
-    from sdtui_plugins.builtin.model_upscalers import register_folder_upscalers
-
     for path, reason in register_folder_upscalers(host, dirs):
         print(f"sdtui {command}: upscaler {path} is unusable: {reason}", file=sys.stderr)
-    return dirs, host, settings, model
+    configure_face_restorers(dirs)
+    return dirs, host, settings
 
 
 def reporting_errors(

@@ -14,9 +14,9 @@ from sdtui.paths import DataDirs
 from sdtui.plugins import get_host
 
 MISSING = (
-    "the Script selector in the txt2img and img2img tabs (scripts run from the CLI)",
-    "img2img's scripts (loopback, outpainting, SD upscale)",
-    "the Extras, Checkpoint Merger and Train tabs",
+    "the Checkpoint Merger and Train tabs",
+    "interrogators (CLIP, DeepBooru) and img2img's soft inpainting",
+    "instruct-pix2pix, depth and unCLIP conditioning",
 )
 
 

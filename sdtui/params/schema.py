@@ -703,21 +703,34 @@ def img2img_defaults() -> GenerationParams:
     return dataclasses.replace(GenerationParams(), **IMG2IMG_DEFAULTS)
 
 
-def spec(name: str) -> Spec:
-    return PARAMS[name].metadata["spec"]
+def spec(name: str, schema: type = GenerationParams) -> Spec:
+    """The Spec of field `name` of `schema` (a dataclass declared with `param`)."""
+    return fields_of(schema)[name].metadata["spec"]
 
 
 @functools.cache
-def _type_hints() -> dict[str, Any]:
-    return typing.get_type_hints(GenerationParams)  # slow (evaluates every annotation)
+def fields_of(schema: type) -> dict[str, dataclasses.Field[Any]]:
+    """A schema dataclass's fields by name, in declaration order."""
+    return {item.name: item for item in dataclasses.fields(schema)}
 
 
-def value_type(name: str) -> type:
+@functools.cache
+def _type_hints(schema: type) -> dict[str, Any]:
+    return typing.get_type_hints(schema)  # slow (evaluates every annotation)
+
+
+def value_type(name: str, schema: type = GenerationParams) -> type:
     """The concrete type of a field (int for `int | None`, tuple for styles)."""
-    hint = _type_hints()[name]
+    hint = _type_hints(schema)[name]
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
     return typing.get_origin(hint) or hint
+
+
+def is_optional(name: str, schema: type = GenerationParams) -> bool:
+    """True for fields that may be None (from settings, or "same as the first pass")."""
+    hint = _type_hints(schema)[name]
+    return type(None) in typing.get_args(hint)
 
 
 def cli_flag(name: str) -> str:

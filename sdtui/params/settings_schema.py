@@ -146,6 +146,15 @@ _SPECS: tuple[SettingSpec, ...] = (
         "save_txt", "Create a text file with infotext next to every image", SAVING, False,
         "name.txt beside name.png.", used=False,
     ),
+    _setting(
+        "use_original_name_batch", "Use original name for output filename during batch "
+        "process in extras tab", SAVING, True,
+        "Extras batches write photo.png for photo.jpg instead of 00000.png.",
+    ),
+    _setting(
+        "use_upscaler_name_as_suffix", "Use upscaler name as filename suffix in the extras "
+        "tab", SAVING, False, "00000-R-ESRGAN 4x+.png.",
+    ),
     # -- paths -----------------------------------------------------------------------------
     _setting(
         "outdir_samples", "Output directory for images", PATHS, "",
@@ -254,11 +263,17 @@ _SPECS: tuple[SettingSpec, ...] = (
     # -- upscaling -------------------------------------------------------------------------
     _setting(
         "ESRGAN_tile", "Tile size for ESRGAN upscalers", UPSCALING, 192,
-        "In pixels; 0: no tiling.", minimum=0, maximum=512, step=16, used=False,
+        "In pixels; 0: no tiling.", minimum=0, maximum=512, step=16,
     ),
     _setting(
         "ESRGAN_tile_overlap", "Tile overlap for ESRGAN upscalers", UPSCALING, 8,
-        "In pixels; more hides seams.", minimum=0, maximum=48, step=1, used=False,
+        "In pixels; more hides seams.", minimum=0, maximum=48, step=1,
+    ),
+    _setting(
+        "upscaling_max_images_in_cache", "Maximum number of images in upscaling cache",
+        UPSCALING, 5, "Extras keeps this many upscaled images, so changing only Upscaler 2's "
+        "visibility or the face settings does not upscale again.",
+        minimum=0, maximum=10, step=1,
     ),
     _setting(
         "upscaler_for_img2img", "Upscaler for img2img", UPSCALING, None,

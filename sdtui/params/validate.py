@@ -12,7 +12,7 @@ import random
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sdtui.params.schema import PARAMS, GenerationParams, spec, value_type
+from sdtui.params.schema import PARAMS, GenerationParams, fields_of, spec, value_type
 
 # sdtui's defaults for settings that supply parameter defaults (A1111's, except RNG: CPU
 # noise gives the same image on every machine).
@@ -49,11 +49,13 @@ class ParameterError(ValueError):
         self.problems = problems
 
 
-def _check_field(name: str, value: Any, choices: Collection[str] | None) -> str | None:
-    field_spec = spec(name)
+def _check_field(
+    name: str, value: Any, choices: Collection[str] | None, schema: type = GenerationParams
+) -> str | None:
+    field_spec = spec(name, schema)
     if value is None:
         return None
-    kind = value_type(name)
+    kind = value_type(name, schema)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -62,7 +64,7 @@ def _check_field(name: str, value: Any, choices: Collection[str] | None) -> str 
         low, high = field_spec.minimum, field_spec.maximum
         if (low is not None and value < low) or (high is not None and value > high):
             return f"{field_spec.label} must be between {low:g} and {high:g}, got {value!r}"
-        if name in ("width", "height") and value % 8:
+        if schema is GenerationParams and name in ("width", "height") and value % 8:
             return f"{field_spec.label} must be a multiple of 8, got {value}"
     allowed = choices if choices is not None else field_spec.choices
     if isinstance(allowed, tuple | list | set | frozenset) and kind is str and value not in allowed:
@@ -70,14 +72,14 @@ def _check_field(name: str, value: Any, choices: Collection[str] | None) -> str 
     return None
 
 
-def validate(
-    params: GenerationParams, choices: Mapping[str, Collection[str]] | None = None
-) -> None:
-    """Raise ParameterError listing every invalid field. `choices` maps a field name to its
-    allowed values where they come from registries (samplers, schedules, ...)."""
+def validate(params: Any, choices: Mapping[str, Collection[str]] | None = None) -> None:
+    """Raise ParameterError listing every invalid field of `params` (GenerationParams, or
+    another schema dataclass). `choices` maps a field name to its allowed values where they
+    come from registries (samplers, schedules, upscalers, ...)."""
     problems = []
-    for name in PARAMS:
-        problem = _check_field(name, getattr(params, name), (choices or {}).get(name))
+    schema = type(params)
+    for name in fields_of(schema):
+        problem = _check_field(name, getattr(params, name), (choices or {}).get(name), schema)
         if problem:
             problems.append(problem)
     if problems:

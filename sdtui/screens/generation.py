@@ -38,7 +38,7 @@ from sdtui.params.schema import GenerationParams
 from sdtui.screens.prompt_tools import PromptTools
 from sdtui.screens.result_actions import RESULT_ACTIONS, ResultActions
 from sdtui.services.failure_advice import failure_advice
-from sdtui.widgets.param_form import FormError, ParamForm, control_id
+from sdtui.widgets.param_form import FormError, ParamForm, control_id, read_forms
 from sdtui.widgets.prompt_completion import CompletingPromptBox
 from sdtui.widgets.results_panel import ResultsPanel
 from sdtui.widgets.script_form import ScriptPanel, scripts_for
@@ -250,14 +250,7 @@ class GenerationScreen(PromptTools, ResultActions):
             "negative_prompt": self.prompt_box("negative-prompt").text,
             "styles": self.styles_panel.selected,
         }
-        problems = []
-        for form in self.forms:
-            try:
-                values.update(form.values())
-            except FormError as error:
-                problems += error.problems
-        if problems:
-            raise FormError(problems)
+        values.update(read_forms(self.forms))
         self.adjust_values(values)
         return dataclasses.replace(self.defaults, **values)
 

@@ -6,7 +6,8 @@ sdtui makes of each key; keys it does not know are listed and kept), sdtui's JSO
 every other metadata item raw (ComfyUI's `prompt` / `workflow`, ...). "Send to txt2img"
 pastes the prompt, negative prompt and every setting the infotext carries, as A1111 does
 (keeping the selected checkpoint: A1111's `disable_weights_auto_swap`, on by default);
-"Send to img2img / inpaint" sends the image too (`sdtui.screens.send_to`).
+"Send to img2img / inpaint" sends the image too, "Send to extras" the file
+(`sdtui.screens.send_to`).
 """
 
 from __future__ import annotations
@@ -31,13 +32,10 @@ from textual.widgets import (
 from sdtui.keymap import PNGINFO_KEYS, bindings
 from sdtui.screens.base import TabScreen
 from sdtui.screens.pnginfo_fields import parameter_rows, parameters_to_send
-from sdtui.screens.send_to import IMG2IMG_TARGETS, send_image
+from sdtui.screens.send_to import IMG2IMG_TARGETS, send_image, send_to_extras
 from sdtui.widgets.file_browser import ImageTree, PathInput
 from sdtui.widgets.image_view import ImageView
 
-# Tabs a "send to" button targets that do not exist yet, with the hint shown instead.
-NOT_YET = {"extras": "arrives with the Extras tab"}
-NOT_YET_LINE = "→ extras arrives with the Extras tab."
 SEND_TARGETS = ("txt2img", "img2img", "inpaint", "extras")
 OPEN_HINT = (
     "Open an image: type its path (Tab completes, relative to the outputs folder) and press "
@@ -57,7 +55,6 @@ class PngInfoScreen(TabScreen):
     #details { width: 1fr; padding: 0 1; }
     #send { height: 1; }
     #send Button { margin: 0 1 0 0; min-width: 10; }
-    #send-hint { color: $text-muted; height: 1; }
     #image { height: 16; min-height: 8; }
     #message { margin: 1 0 0 0; }
     #message.-error { color: $error; }
@@ -91,10 +88,8 @@ class PngInfoScreen(TabScreen):
                             id=f"send-{target}",
                             compact=True,
                             disabled=True,
-                            tooltip=NOT_YET.get(target),
                         )
                     yield Button("Copy infotext", id="copy-infotext", compact=True, disabled=True)
-                yield Static(NOT_YET_LINE, id="send-hint")
                 yield ImageView(id="image", placeholder="no image open")
                 yield Static("", id="file-info", markup=False)
                 yield Static(OPEN_HINT, id="message", markup=False)
@@ -231,7 +226,7 @@ class PngInfoScreen(TabScreen):
     def _enable_buttons(self, image_open: bool) -> None:
         has_parameters = image_open and parameters_to_send(self.metadata) is not None
         self.query_one("#send-txt2img", Button).disabled = not has_parameters
-        for target in IMG2IMG_TARGETS:  # the image goes, with its parameters if it has any
+        for target in (*IMG2IMG_TARGETS, "extras"):  # the image goes, with its parameters
             self.query_one(f"#send-{target}", Button).disabled = not (
                 image_open and self.picture_shown
             )
@@ -249,8 +244,11 @@ class PngInfoScreen(TabScreen):
 
     def action_send_to(self, target: str) -> None:
         """A1111's "Send to …": the image's parameters pasted into that tab."""
-        if target in NOT_YET:
-            self.notify(f"Send to {target} {NOT_YET[target]}.", severity="warning")
+        if target == "extras":
+            if self.path is None or not self.picture_shown:
+                self.notify("Open an image first.", severity="warning")
+                return
+            send_to_extras(self.app, self.path)
             return
         if target in IMG2IMG_TARGETS:
             self._send_image(target)
@@ -317,7 +315,7 @@ class PngInfoScreen(TabScreen):
             "Paste the open image's parameters into txt2img (Alt+T)",
             lambda: self.action_send_to("txt2img"),
         )
-        for target, key in (("img2img", "Alt+I"), ("inpaint", "Alt+N")):
+        for target, key in (("img2img", "Alt+I"), ("inpaint", "Alt+N"), ("extras", "Alt+E")):
             yield SystemCommand(
                 f"Send to {target}",
                 f"The open image and its parameters to {target} ({key})",

@@ -5,8 +5,8 @@
 (Alt+O), Save (Alt+S: the selected image -- the whole batch when the grid is selected, as
 A1111's `save_selected_only` -- copied to log/images with a log.csv row) and Zip (Alt+Z:
 the whole batch saved and zipped). Send to img2img / inpaint (Alt+I / N) put the selected
-image and its parameters into the img2img tab; extras (Alt+E) says that tab is not built
-yet. Clipboard copies use OSC 52, so they work over SSH.
+image and its parameters into the img2img tab; extras (Alt+E) the image file into the Extras
+tab. Clipboard copies use OSC 52, so they work over SSH.
 """
 
 from __future__ import annotations
@@ -107,11 +107,19 @@ class ResultActions(TabScreen):
         self.notify(f"{archive} (path copied)", title=f"Zipped {len(self.results)} image(s)")
 
     def action_send_to(self, target: str) -> None:
-        from sdtui.screens.send_to import IMG2IMG_TARGETS, infotext_values, send_image
+        from sdtui.screens.send_to import (
+            IMG2IMG_TARGETS,
+            infotext_values,
+            send_image,
+            send_to_extras,
+        )
 
+        if target == "extras":
+            if (current := self._current()) is not None:
+                send_to_extras(self.app, current.path)
+            return
         if target not in IMG2IMG_TARGETS:
-            label = {"extras": "Extras"}.get(target, target)
-            self.notify(not_built(label), severity="warning")
+            self.notify(not_built(target), severity="warning")
             return
         if (current := self._current()) is not None:
             values = infotext_values(current.infotext)

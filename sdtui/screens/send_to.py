@@ -1,4 +1,4 @@
-"""A1111's "Send to img2img / inpaint": an image and its parameters into the img2img tab.
+"""A1111's "Send to img2img / inpaint / extras": an image (and its parameters) into a tab.
 
     send_image(app, "inpaint", image, infotext_values(infotext), "txt2img-images/00001-7.png")
 
@@ -45,3 +45,18 @@ async def _send(
         return
     screen.receive(image, values, target, shown_path)
     app.notify(f"Image and parameters sent to {target}.")
+
+
+def send_to_extras(app: Any, path: Any) -> None:
+    """Switch to the Extras tab with the image file `path` as its single image (the file,
+    so its metadata goes along into the output)."""
+    app.run_worker(_send_extras(app, path), group="send")
+
+
+async def _send_extras(app: Any, path: Any) -> None:
+    await app.switch_mode("extras")
+    screen = tab_screen(app, "extras")
+    if screen is None:
+        return
+    screen.receive(path)
+    app.notify("Image sent to Extras.")

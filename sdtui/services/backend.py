@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sdtui.paths import DataDirs
@@ -61,6 +62,7 @@ class Backend:
         self._host_factory = host_factory
         self.host: Any = None
         self.unusable_upscalers: list[Any] = []  # (path, reason) of upscaler files
+        self.upscale_cache: Any = None  # the Extras tab's UpscaleCache, made on first use
         self.runtime: Any = None
         self.status = BackendStatus()
         self._listeners: list[Listener] = []
@@ -114,6 +116,9 @@ class Backend:
         from sdtui_plugins.builtin.model_upscalers import register_folder_upscalers
 
         self.unusable_upscalers = register_folder_upscalers(self.host, self.dirs)
+        from sdtui_plugins.builtin.face_restorers import configure_face_restorers
+
+        configure_face_restorers(self.dirs)
         self._update(message="starting the runtime")
         self.runtime = Runtime.start(
             device=self.device,
@@ -316,8 +321,49 @@ class Backend:
             Img2ImgBatchJob, params, batch=batch, resize_upscaler=upscaler
         )
 
+    def refresh_upscalers(self) -> list[Any]:
+        """Scan the upscaler folders again (files added or removed since start-up) and
+        return the unusable files with the reason. Call off the UI thread (it probes every
+        file); a BackendStatus event tells the screens to list the new choices."""
+        from sdtui_plugins.builtin.model_upscalers import register_folder_upscalers
+
+        self._require_runtime()
+        with self._lock:
+            self.unusable_upscalers = register_folder_upscalers(self.host, self.dirs)
+        self._emit(self.status)
+        return self.unusable_upscalers
+
+    def prepare_extras(self, params: Any) -> Any:
+        """Checked Extras parameters, the upscaler names spelled as registered (raises
+        ParameterError listing every problem)."""
+        from sdtui.services.extras_job import check_extras_request
+
+        self._require_runtime()
+        return check_extras_request(params, self.host)
+
+    def submit_extras(
+        self, params: Any, inputs: Sequence[Any], out_dir: Path | None = None
+    ) -> tuple[Any, Any]:
+        """Queue the Extras tab's job for checked `params` over `inputs` (ExtrasInput of
+        `sdtui.services.extras_job`); returns (handle, job). Upscaled images are cached
+        between jobs (A1111's upscaling_max_images_in_cache)."""
+        from sdtui.services.extras import UpscaleCache
+        from sdtui.services.extras_job import ExtrasJob, ExtrasOptions
+
+        self._require_runtime()
+        size = int(self.user_settings["upscaling_max_images_in_cache"])
+        if self.upscale_cache is None or self.upscale_cache.size != size:
+            self.upscale_cache = UpscaleCache(size)
+        options = ExtrasOptions.from_settings(self.user_settings)
+        job = ExtrasJob(
+            self.host, self.dirs, params, list(inputs), options, out_dir, self.upscale_cache
+        )
+        return self.runtime.jobs.submit(job, name="extras", kind="extras"), job
+
     def _submit_generation(self, job_class: Any, params: Any, **inputs: Any) -> tuple[Any, Any]:
         """Queue a `Txt2ImgJob` (or subclass) job; the status names its checkpoint."""
+        from sdtui.services.generation import upscaler_tiling
+
         self._require_runtime()
         model = self.choose_model(params.model)
         settings = self.user_settings
@@ -332,6 +378,7 @@ class Backend:
             naming=settings.output_naming(kind),
             embeddings=self._embeddings(),
             preview_every=max(0, int(previews or 0)),
+            **upscaler_tiling(settings),
             **inputs,
         )
 

@@ -23,7 +23,7 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select
 
 from sdtui.params import schema
-from sdtui.params.schema import Spec, spec
+from sdtui.params.schema import GenerationParams, Spec, spec
 
 UNSET_LABEL = "(unset)"
 
@@ -36,17 +36,7 @@ class FormError(ValueError):
 
 # both read the schema's type hints (about a millisecond each time): once per field is enough
 value_type = functools.cache(schema.value_type)
-
-
-@functools.cache
-def is_optional(name: str) -> bool:
-    """True for fields that may be None (from settings, or "same as first pass")."""
-    from typing import get_type_hints
-
-    from sdtui.params.schema import GenerationParams
-
-    hint = get_type_hints(GenerationParams)[name]
-    return "None" in str(hint)
+is_optional = functools.cache(schema.is_optional)
 
 
 def control_id(name: str) -> str:
@@ -74,17 +64,24 @@ class ParamRow(Horizontal):
     """
 
     def __init__(
-        self, name: str, control: Widget, *, label: str | None = None, help_text: str = ""
+        self,
+        name: str,
+        control: Widget,
+        *,
+        label: str | None = None,
+        help_text: str = "",
+        schema: type = GenerationParams,
     ) -> None:
         super().__init__(classes="param-row")
         self.param_name = name
+        self.schema = schema
         self.control = control
         self.label_text = label
         self.help_text = help_text
 
     def compose(self) -> ComposeResult:
         if self.label_text is None:
-            field_spec = spec(self.param_name)
+            field_spec = spec(self.param_name, self.schema)
             label = Label(field_spec.label)
             label.tooltip = field_spec.help
         else:
@@ -101,7 +98,10 @@ class ParamForm(Vertical):
     """
 
     def __init__(self, names: list[str], params: Any, *, id: str | None = None) -> None:
+        """Controls for the fields `names` of `params`' schema (GenerationParams, or another
+        dataclass declared with `schema.param`), showing `params`' values."""
         super().__init__(id=id)
+        self.schema = type(params)
         self.names = names
         self._initial = params
         self.options: dict[str, list[str]] = {}
@@ -112,10 +112,10 @@ class ParamForm(Vertical):
             if isinstance(control, Checkbox):
                 yield control
             else:
-                yield ParamRow(name, control)
+                yield ParamRow(name, control, schema=self.schema)
 
     def _make(self, name: str, params: Any) -> Widget:
-        field_spec, kind = spec(name), value_type(name)
+        field_spec, kind = spec(name, self.schema), value_type(name, self.schema)
         value = getattr(params, name)
         widget_id = control_id(name)
         if kind is bool:
@@ -129,7 +129,7 @@ class ParamForm(Vertical):
             return Select(
                 _options(options),
                 value=value if value else Select.NULL,
-                allow_blank=is_optional(name),
+                allow_blank=is_optional(name, self.schema),
                 prompt=_placeholder(field_spec) or UNSET_LABEL,
                 id=widget_id,
                 compact=True,
@@ -149,7 +149,7 @@ class ParamForm(Vertical):
         values, problems = {}, []
         for name, control in self.controls.items():
             try:
-                values[name] = _read(name, control)
+                values[name] = _read(name, control, self.schema)
             except ValueError as error:
                 problems.append(str(error))
         if problems:
@@ -188,7 +188,7 @@ class ParamForm(Vertical):
             control.value = bool(value)
         elif isinstance(control, Select):
             if value in (None, ""):
-                if is_optional(name):
+                if is_optional(name, self.schema):
                     control.clear()
                 return
             listed = self.options.setdefault(name, [])
@@ -198,6 +198,20 @@ class ParamForm(Vertical):
             control.value = value
         elif isinstance(control, Input):
             control.value = "" if value is None else _format(value)
+
+
+def read_forms(forms: Iterable[ParamForm]) -> dict[str, Any]:
+    """The values of several forms together; one FormError lists every bad entry."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for form in forms:
+        try:
+            values.update(form.values())
+        except FormError as error:
+            problems += error.problems
+    if problems:
+        raise FormError(problems)
+    return values
 
 
 def _set_options(control: Select, values: list[str]) -> None:
@@ -213,8 +227,8 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def _read(name: str, control: Widget) -> Any:
-    field_spec, kind = spec(name), value_type(name)
+def _read(name: str, control: Widget, schema_class: type) -> Any:
+    field_spec, kind = spec(name, schema_class), value_type(name, schema_class)
     if isinstance(control, Checkbox):
         return control.value
     if isinstance(control, Select):
@@ -222,7 +236,7 @@ def _read(name: str, control: Widget) -> Any:
     assert isinstance(control, Input)
     text = control.value.strip()
     if not text:
-        if is_optional(name):
+        if is_optional(name, schema_class):
             return None
         if kind is str:
             return ""

@@ -6,9 +6,8 @@ them (A1111's output panel) and the selected image's infotext.
     panel.current                      # the selected ResultImage, or None
 
 The buttons post ordinary `Button.Pressed` messages for the screen: `open-folder`,
-`save-image`, `zip-images`, `copy-infotext`, `send-img2img`, `send-inpaint`, enabled once
-there is an image, and `send-extras`, which stays disabled (with a tooltip saying why) until
-the Extras tab exists.
+`save-image`, `zip-images`, `copy-infotext`, `send-img2img`, `send-inpaint` and
+`send-extras`, enabled once there is an image.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ SEND_BUTTONS = (
 SEND_TOOLTIPS = {
     "send-img2img": "Send the image and its parameters to img2img (Alt+I)",
     "send-inpaint": "Send the image and its parameters to inpaint (Alt+N)",
+    "send-extras": "Send the image to Extras to upscale it (Alt+E)",
 }
 
 
