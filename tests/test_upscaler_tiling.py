@@ -25,7 +25,7 @@ from sdtui.params.validate import resolve
 from sdtui.plugins import PluginHost
 from sdtui.runtime.job_events import Finished
 from sdtui.services.backend import Backend
-from sdtui.services.generation import upscaler_tiling
+from sdtui.services.generation import job_settings
 from sdtui.services.settings import Settings
 from tests.tiny_models import write_tiny_checkpoint
 
@@ -106,7 +106,10 @@ def test_img2img_resizes_its_inputs_in_the_options_tiles() -> None:
 def test_the_settings_reach_the_engine_through_the_backend(data_dirs) -> None:
     write_tiny_checkpoint(data_dirs.checkpoints / "tiny.safetensors", "sd1")
     settings = Settings.load(data_dirs)
-    assert upscaler_tiling(settings) == {"upscaler_tile": 192, "upscaler_tile_overlap": 8}
+    tiling = {
+        key: job_settings(settings)[key] for key in ("upscaler_tile", "upscaler_tile_overlap")
+    }
+    assert tiling == {"upscaler_tile": 192, "upscaler_tile_overlap": 8}
     assert settings.update({"ESRGAN_tile": 32, "ESRGAN_tile_overlap": 8}) == []
     upscaler = CountingTiles()
     backend = Backend(data_dirs, device="cpu", host_factory=lambda: host_with(upscaler))

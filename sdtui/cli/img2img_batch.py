@@ -107,7 +107,7 @@ def run_batch(args: argparse.Namespace) -> int:
     """Run the batch; print the paths written, then the summary (stderr)."""
     from sdtui.cli.generate import command_setup, params_from_arguments, run_job
     from sdtui.params.schema import img2img_defaults
-    from sdtui.services.generation import upscaler_tiling
+    from sdtui.services.generation import job_settings
     from sdtui.services.img2img_batch import Img2ImgBatchJob, summary
     from sdtui.services.requests import prepare_img2img
 
@@ -125,7 +125,7 @@ def run_batch(args: argparse.Namespace) -> int:
     def make_job(runtime: Any) -> Img2ImgBatchJob:
         job = Img2ImgBatchJob(
             runtime, host, dirs, params, model, naming=naming, resize_upscaler=upscaler,
-            batch=spec, **upscaler_tiling(settings),
+            batch=spec, **job_settings(settings),
         )  # fmt: skip
         jobs.append(job)
         return job

@@ -121,6 +121,8 @@ def run_batches(
                 images = decode_latents(active.model.vae, latents)
             for offset, image in enumerate(images or ()):
                 index = batch * params.batch_size + offset
+                if params.restore_faces:
+                    image = restore_faces(image, options)
                 if finish is not None:
                     image = finish(image, offset)
                 result = describe(
@@ -134,6 +136,21 @@ def run_batches(
     finally:
         active.release()  # the model's weights and padding as loaded, even after an error
     return results
+
+
+def restore_faces(image: Image.Image, options: EngineOptions) -> Image.Image:
+    """A1111's "Restore faces" on one decoded image (the same size back)."""
+    if options.face_restorer is None:
+        raise ValueError("Restore faces is on, but no face restorer was given to the run")
+    if options.context is not None and hasattr(options.context, "check"):
+        options.context.check()
+    restored = options.face_restorer(image)
+    if restored.size != image.size:
+        raise ValueError(
+            f"the face restorer returned a {restored.width}x{restored.height} image for a "
+            f"{image.width}x{image.height} one"
+        )
+    return restored.convert(image.mode) if restored.mode != image.mode else restored
 
 
 def describe(
@@ -171,6 +188,7 @@ def describe(
         uses_eta_ddim=ddim_family,
         extra=extra,
         version=options.version,
+        face_restoration=options.face_restoration_model if params.restore_faces else None,
         **(facts or {}),
     )
     return GeneratedImage(image, image_params, infotext_from_params(image_params, run), 0)

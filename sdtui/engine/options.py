@@ -53,7 +53,10 @@ class EngineOptions:
     `upscaler_tile` / `upscaler_tile_overlap`: A1111's ESRGAN_tile / ESRGAN_tile_overlap,
     the tiles every tiled upscaler of the run works in (0: no tiling).
     `img2img_upscaler`: enlarges img2img's inputs (A1111's "Upscaler for img2img"; None:
-    Lanczos). `img2img_background`: what transparency in img2img's inputs becomes."""
+    Lanczos). `img2img_background`: what transparency in img2img's inputs becomes.
+    `face_restorer`: what "Restore faces" (`params.restore_faces`) runs on every decoded
+    image, before img2img's overlay (A1111's order); `face_restoration_model` names it in
+    the infotext ("Face restoration: CodeFormer")."""
 
     samplers: Any
     schedules: Any
@@ -72,6 +75,8 @@ class EngineOptions:
     upscaler_tile_overlap: int = DEFAULT_OVERLAP
     img2img_upscaler: Any = None
     img2img_background: str = BACKGROUND
+    face_restorer: Callable[[Any], Any] | None = None  # PIL image -> restored PIL image
+    face_restoration_model: str | None = None  # its name, for the infotext
 
     @property
     def check(self) -> Callable[[], None] | None:

@@ -76,6 +76,7 @@ class RunFacts:
     masked: bool = False  # an inpainting mask was given
     mask_dropped: bool = False  # Only masked found nothing to repaint: plain img2img ran
     inpainting_conditioning: bool = False  # an inpainting (9-channel) model ran
+    face_restoration: str | None = None  # the face restorer "Restore faces" used
 
 
 def _unless_default(name: str, value: Any) -> Any:
@@ -154,6 +155,7 @@ def infotext_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]
         "Schedule type": facts.schedule_label or params.schedule,
         "CFG scale": params.cfg_scale,
         "Seed": facts.seed,
+        "Face restoration": (facts.face_restoration or "True") if params.restore_faces else None,
         "Size": f"{params.width}x{params.height}",
         "Model hash": facts.model_hash,
         "Model": facts.model_name,
@@ -211,6 +213,8 @@ def _by_infotext_key() -> dict[str, str]:
 def convert(name: str, text: str) -> Any:
     """An infotext string as the field's type; ValueError names the field."""
     kind = value_type(name)
+    if name == "restore_faces":  # A1111 writes the restorer's name: "Face restoration: GFPGAN"
+        return text.strip().casefold() not in ("", "false", "0", "no", "none")
     try:
         if kind is bool:
             return text.strip().lower() in ("true", "1", "yes")

@@ -581,6 +581,18 @@ class GenerationParams:
             a1111_default=False,
         ),
     )
+    restore_faces: bool | None = param(
+        None,
+        Spec(
+            "Restore faces",
+            "Restore faces in every image with the face restoration model of the settings "
+            "(GFPGAN or CodeFormer; their weights go in models/GFPGAN, models/Codeformer).",
+            ADVANCED,
+            infotext="Face restoration",
+            setting="face_restoration",
+            a1111_default=False,
+        ),
+    )
     # -- img2img and inpainting (A1111's img2img tab; "Denoising strength" is the field above,
     # A1111's one key for both: its default is 0.7 for hires fix, 0.75 in img2img, see
     # IMG2IMG_DEFAULTS) ------------------------------------------------------------------------

@@ -281,14 +281,16 @@ _SPECS: tuple[SettingSpec, ...] = (
         kind=str, optional=True, choices="upscalers",
     ),
     # -- face restoration ------------------------------------------------------------------
+    _param("restore_faces", FACES),
     _setting(
-        "face_restoration_model", "Face restoration model", FACES, "CodeFormer", "",
-        choices="face_restorers", used=False,
+        "face_restoration_model", "Face restoration model", FACES, "CodeFormer",
+        "What \"Restore faces\" uses in txt2img and img2img (the infotext names it).",
+        choices="face_restorers",
     ),
     _setting(
         "code_former_weight", "CodeFormer weight", FACES, 0.5,
-        "0: maximum effect; 1: minimum effect.", minimum=0.0, maximum=1.0, step=0.001,
-        used=False,
+        "0: maximum effect; 1: minimum effect (\"Restore faces\" with CodeFormer).",
+        minimum=0.0, maximum=1.0, step=0.001,
     ),
     _setting(
         "face_restoration_unload", "Move face restoration model from VRAM into RAM after "

@@ -33,6 +33,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "sigma_max": 0.0,
     "rho": 0.0,
     "tiling": False,
+    "face_restoration": False,
     "img2img_fix_steps": False,
     "initial_noise_multiplier": 1.0,
     "inpainting_mask_weight": 1.0,

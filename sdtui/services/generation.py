@@ -68,13 +68,34 @@ def apply_styles(params: GenerationParams, dirs: DataDirs) -> GenerationParams:
     return dataclasses.replace(params, prompt=prompt, negative_prompt=negative, styles=())
 
 
-def upscaler_tiling(settings: Any) -> dict[str, int]:
-    """A job's `upscaler_tile` and `upscaler_tile_overlap` from the settings (A1111's
-    ESRGAN_tile and ESRGAN_tile_overlap): `Txt2ImgJob(..., **upscaler_tiling(settings))`."""
+def job_settings(settings: Any) -> dict[str, Any]:
+    """A job's fields that come from the settings: the upscalers' tiling (A1111's
+    ESRGAN_tile and ESRGAN_tile_overlap) and what "Restore faces" uses
+    (face_restoration_model, code_former_weight): `Txt2ImgJob(..., **job_settings(s))`."""
     return {
         "upscaler_tile": int(settings["ESRGAN_tile"]),
         "upscaler_tile_overlap": int(settings["ESRGAN_tile_overlap"]),
+        "face_restoration_model": str(settings["face_restoration_model"]),
+        "code_former_weight": float(settings["code_former_weight"]),
     }
+
+
+def face_restorer(host: Any, name: str, code_former_weight: float) -> Any:
+    """The function "Restore faces" runs (image -> image) with the restorer `name`;
+    ValueError says what is missing (no such restorer, no weights) before anything runs."""
+    from sdtui.registry import UnknownNameError
+
+    try:
+        restorer = host.face_restorers.get(name)
+    except UnknownNameError as error:
+        raise ValueError(f"Restore faces: {error}") from None
+    unavailable = getattr(restorer, "unavailable", None)
+    problem = unavailable() if callable(unavailable) else None
+    if problem:
+        raise ValueError(f"Restore faces: {problem}")
+    if restorer.name == "CodeFormer":
+        return lambda image: restorer.restore(image, weight=code_former_weight)
+    return restorer.restore
 
 
 def model_key(model: ModelChoice, vae_path: Path | None) -> str:
@@ -166,6 +187,8 @@ class Txt2ImgJob:
     # A1111's ESRGAN_tile / ESRGAN_tile_overlap: the tiles of every upscaler the job runs
     upscaler_tile: int = DEFAULT_TILE
     upscaler_tile_overlap: int = DEFAULT_OVERLAP
+    face_restoration_model: str = "CodeFormer"  # what "Restore faces" uses
+    code_former_weight: float = 0.5
     _facts_used: Any = field(default=None, init=False, repr=False)
     _loras: dict[frozenset[str], dict[str, Any]] = field(
         default_factory=dict, init=False, repr=False
@@ -203,6 +226,11 @@ class Txt2ImgJob:
         model = model or self.model
         params = apply_styles(params, self.dirs)
         vae_path = resolve_vae(model.path, params.vae or "Automatic", self.dirs)
+        restore = None  # before the model too: missing face weights fail at once
+        if params.restore_faces:
+            restore = face_restorer(
+                self.plugin_host, self.face_restoration_model, self.code_former_weight
+            )
         networks = self._networks(params)  # before the model: a misspelt LoRA fails at once
         others = self._other_models(params, model)  # a misspelt hires checkpoint, too
         context.progress(0, params.steps, text=f"loading {model.name}")
@@ -230,6 +258,8 @@ class Txt2ImgJob:
             other_models=others,
             upscaler_tile=self.upscaler_tile,
             upscaler_tile_overlap=self.upscaler_tile_overlap,
+            face_restorer=restore,
+            face_restoration_model=self.face_restoration_model if restore else None,
         )
         return self._generate(loaded, params, options, **inputs)
 

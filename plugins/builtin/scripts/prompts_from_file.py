@@ -13,7 +13,7 @@ sampler_name, batch_size, n_iter, steps, cfg_scale, width, height, restore_faces
 do_not_save_samples, do_not_save_grid. A line's prompts are joined to the request's (in
 front with prompt position "start", after it with "end"). outpath_grids,
 prompt_for_display and do_not_save_grid change nothing (this script writes no grid);
-restore_faces true is refused (no face restoration yet). Unlike A1111, which falls back to
+restore_faces sets "Restore faces" for that line. Unlike A1111, which falls back to
 using a line it cannot parse as its prompt, an unknown tag or a bad value is an error naming
 the line, raised before anything runs.
 """
@@ -143,8 +143,8 @@ def line_params(tags: dict[str, Any], request: Any, position: str) -> tuple[Any,
         changes["styles"] = tuple(s.strip() for s in tags["styles"].split(",") if s.strip())
     if "tiling" in tags:
         changes["tiling"] = tags["tiling"]
-    if tags.get("restore_faces"):
-        raise ValueError("--restore_faces true: sdtui has no face restoration yet")
+    if "restore_faces" in tags:
+        changes["restore_faces"] = tags["restore_faces"]
     out_dir = Path(tags["outpath_samples"]).expanduser() if "outpath_samples" in tags else None
     return dataclasses.replace(params, **changes), out_dir
 
