@@ -7,9 +7,10 @@ A1111 1.10 (`modules/sd_samplers_timesteps.py`, CompVisSampler.sample_img2img):
     timesteps_sched = timesteps[:t_enc]
     xi = x * sqrt(alphas_cumprod[timesteps[t_enc]]) + noise * sqrt(1 - alphas_cumprod[...])
 
-so at 10 steps and strength 0.5 (t_enc 5) the sampler runs timesteps 401, 301, 201, 101, 1
-(then down to timestep 0, as sdtui's timestep samplers end), but the latents it starts
-from are noised to timestep 501, one above its first. The k-diffusion samplers start at
+so at 10 steps and strength 0.5 (t_enc 5) the sampler's schedule is timesteps 401, 301,
+201, 101, 1 -- DDIM and PLMS loop `range(len(timesteps) - 1)` (`sd_samplers_timesteps_impl`),
+4 model calls ending at timestep 1; UniPC integrates on to timestep 0 -- but the latents it
+starts from are noised to timestep 501, one above its first. The k-diffusion samplers start at
 the sigma they noise to (`sigmas[steps - t_enc - 1:]`). The oracle is SD's scaled-linear
 beta schedule computed here in float64.
 """
@@ -76,7 +77,8 @@ def test_img2img_at_half_strength_runs_a1111s_timesteps(name: str) -> None:
     assert (total, t_enc) == (10, 5)
     sigmas = schedule(name, total)
     run = img2img_sigmas(host().samplers.get(name), sigmas, total, t_enc)
-    assert run.tolist() == approx([sigma(t) for t in (401, 301, 201, 101, 1, 0)])
+    tail = [0] if name == "UniPC" else []
+    assert run.tolist() == approx([sigma(t) for t in (401, 301, 201, 101, 1, *tail)])
     assert img2img_noise_level(sigmas, total, t_enc) == pytest.approx(sigma(501), rel=1e-4)
 
 
@@ -86,8 +88,18 @@ def test_hires_fix_runs_a1111s_timesteps(name: str) -> None:
     assert (total, t_enc) == (20, 9)
     sigmas = schedule(name, total)  # timesteps 1, 51, ..., 951
     run = img2img_sigmas(host().samplers.get(name), sigmas, total, t_enc)
-    assert run.tolist() == approx([sigma(t) for t in range(401, 0, -50)] + [sigma(0)])
+    tail = [sigma(0)] if name == "UniPC" else []
+    assert run.tolist() == approx([sigma(t) for t in range(401, 0, -50)] + tail)
     assert img2img_noise_level(sigmas, total, t_enc) == pytest.approx(sigma(451), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", TIMESTEP_SAMPLERS)
+def test_txt2img_runs_a1111s_timesteps(name: str) -> None:
+    """20 steps: timesteps 951, 901, ..., 1; A1111's DDIM / PLMS make 19 model calls and
+    stop at timestep 1, UniPC goes on to timestep 0."""
+    sigmas = schedule(name, 20)
+    tail = [sigma(0)] if name == "UniPC" else []
+    assert sigmas.tolist() == approx([sigma(t) for t in range(951, 0, -50)] + tail)
 
 
 def test_the_model_sees_the_latents_noised_to_the_timestep_above_the_first() -> None:
@@ -148,7 +160,7 @@ def start_of(monkeypatch, sampler: str) -> tuple[torch.Tensor, torch.Tensor]:
 def test_the_engine_starts_ddim_from_a1111s_noise_level(monkeypatch) -> None:
     ddim_sigmas, ddim_x = start_of(monkeypatch, "DDIM")
     euler_sigmas, euler_x = start_of(monkeypatch, "Euler")
-    assert ddim_sigmas.tolist() == approx([sigma(t) for t in (401, 301, 201, 101, 1, 0)])
+    assert ddim_sigmas.tolist() == approx([sigma(t) for t in (401, 301, 201, 101, 1)])
     assert len(euler_sigmas) == 7  # t_enc + 1 steps
     # without noise, Euler starts from the init latents; DDIM from them at timestep 501's
     # scale, seen at timestep 401: x / sqrt(1 + sigma_401^2) = sqrt(alpha_501) x init

@@ -16,6 +16,8 @@ of torch. Each sampler also says what A1111 does around it:
   k-diffusion samplers, "eta_ddim" 0 for DDIM).
 - `timestep_sampler`: A1111 runs it over the model's timesteps from unit-variance noise
   (x = noise * sqrt(1 + sigma_max^2)) down to timestep 0; see sdtui.core.samplers.timestep.
+  `stops_at_timestep_1`: A1111's DDIM / PLMS loop (`range(len(timesteps) - 1)`) makes
+  `steps - 1` model calls and ends at timestep 1 (sdtui.engine.sampling.timestep_sigmas).
 
 `sample(model, x, sigmas, **options)`: `model(x, sigma[batch]) -> denoised`, x = noise *
 sigmas[0] (see above for timestep samplers). Options:
@@ -62,6 +64,7 @@ class Sampler:
     brownian_noise: bool = False
     second_order: bool = False
     timestep_sampler: bool = False
+    stops_at_timestep_1: bool = False  # A1111's DDIM/PLMS loop: steps - 1 model calls
     default_eta: float | None = None
     cfg_scale_multiplier: float = 1.0  # the engine multiplies the CFG scale by this
     fixed: tuple[tuple[str, Any], ...] = ()  # options this entry always passes
@@ -224,6 +227,7 @@ SAMPLERS = (
         "DDIM",
         stochastic=True,
         timestep_sampler=True,
+        stops_at_timestep_1=True,
         default_eta=0.0,
     ),
     Sampler(
@@ -233,10 +237,13 @@ SAMPLERS = (
         "DDIM",
         stochastic=True,
         timestep_sampler=True,
+        stops_at_timestep_1=True,
         default_eta=0.0,
         cfg_scale_multiplier=1 / 12.5,
     ),
-    Sampler("PLMS", "sample_plms", ("plms",), "DDIM", timestep_sampler=True),
+    Sampler(
+        "PLMS", "sample_plms", ("plms",), "DDIM", timestep_sampler=True, stops_at_timestep_1=True
+    ),
     Sampler("UniPC", "sample_unipc", ("unipc",), timestep_sampler=True),
     Sampler("LCM", "sample_lcm", ("k_lcm",), stochastic=True),
 )

@@ -209,4 +209,8 @@ def denoise_pass(
         options["noise_sampler"] = rng.noise_sampler
     model = wrap(cfg, sampler) if wrap is not None else cfg
     with torch.no_grad():
-        return sampler.sample(model, x, sigmas, callback=callback, **options)
+        latents = sampler.sample(model, x, sigmas, callback=callback, **options)
+    last = float(sigmas[-1])
+    if last > 0:  # a timestep sampler stops at a timestep above 0: A1111 decodes its VP x
+        latents = latents / (1 + last**2) ** 0.5
+    return latents

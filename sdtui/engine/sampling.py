@@ -5,7 +5,8 @@ sampler's preferred schedule (or the model's own uniform one when it has none, i
 the infotext keeps "Automatic"); samplers that discard the penultimate sigma build one step
 more and drop it; the sigma range and rho overrides apply only when they differ from the
 model's / schedule's; timestep samplers (DDIM, PLMS, UniPC, DDIM CFG++) run over A1111's
-timesteps `1, 1 + k, 1 + 2k, ...` (k = 1000 // steps) down to timestep 0.
+timesteps `1, 1 + k, 1 + 2k, ...` (k = 1000 // steps), from the top down to timestep 0
+(UniPC) or, as A1111's DDIM and PLMS loops do, to timestep 1 in `steps - 1` model calls.
 
 `CFGDenoiser` evaluates the conditional and unconditional predictions in one batch and
 combines them as A1111 does, including AND sub-prompts with their weights. It counts model
@@ -34,11 +35,22 @@ class SigmaPlan:
     extra: dict[str, Any] = field(default_factory=dict)  # infotext keys the plan adds
 
 
-def timestep_sigmas(steps: int, model: DiscreteSchedule) -> torch.Tensor:
+def timestep_sigmas(steps: int, model: DiscreteSchedule, to_zero: bool = True) -> torch.Tensor:
+    """A1111's timesteps `1, 1 + k, ...` (k = 1000 // steps) as sigmas from the top, then
+    timestep 0's sigma (`to_zero`: UniPC, which integrates down to t = 1/1000). A1111's
+    DDIM and PLMS loops stop one timestep short: `steps - 1` model calls, the last one
+    landing on timestep 1, which is what A1111 decodes (`to_zero` False)."""
     stride = max(model.timesteps // steps, 1)
     timesteps = torch.clip(torch.arange(0, model.timesteps, stride) + 1, 0, model.timesteps - 1)
     sigmas = model.sigmas[timesteps].flip(0)
+    if not to_zero:
+        return sigmas
     return torch.cat([sigmas, sigmas.new_tensor([model.sigma_min])])
+
+
+def stops_at_timestep_1(sampler: Any) -> bool:
+    """A1111's DDIM-style loop (DDIM, DDIM CFG++, PLMS): `range(len(timesteps) - 1)`."""
+    return bool(getattr(sampler, "stops_at_timestep_1", False))
 
 
 def plan_sigmas(
@@ -55,7 +67,7 @@ def plan_sigmas(
 ) -> SigmaPlan:
     """Sigmas for `steps` steps of `sampler` (registries' objects) on `model`'s timesteps."""
     if getattr(sampler, "timestep_sampler", False):
-        sigmas = timestep_sigmas(steps, model)
+        sigmas = timestep_sigmas(steps, model, to_zero=not stops_at_timestep_1(sampler))
         return SigmaPlan(sigmas, schedule_name, float((1 + sigmas[0] ** 2) ** 0.5))
     discard = bool(getattr(sampler, "discard_penultimate_sigma", False))
     count = steps + 1 if discard else steps

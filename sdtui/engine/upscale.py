@@ -97,9 +97,12 @@ def img2img_steps(steps: int, denoising_strength: float, fix_steps: bool = True)
 def img2img_sigmas(sampler: Any, sigmas: torch.Tensor, total: int, t_enc: int) -> torch.Tensor:
     """The tail of a `total`-step schedule an img2img pass runs: t_enc + 1 steps from
     sigmas[total - t_enc - 1] (A1111's k-diffusion samplers), or the last t_enc steps of a
-    timestep sampler's schedule (DDIM, PLMS, UniPC: A1111's timesteps[:t_enc])."""
+    timestep sampler's schedule (DDIM, PLMS, UniPC: A1111's timesteps[:t_enc], then
+    UniPC's timestep 0; DDIM and PLMS stop at timestep 1, t_enc - 1 model calls)."""
     if getattr(sampler, "timestep_sampler", False):
-        return sigmas[-(t_enc + 1) :]
+        # the last t_enc timesteps (and timestep 0's sigma where the schedule ends there)
+        ends_at_zero = len(sigmas) > total
+        return sigmas[-(t_enc + 1) :] if ends_at_zero else sigmas[-t_enc:]
     return sigmas[total - t_enc - 1 :]
 
 
