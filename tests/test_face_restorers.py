@@ -218,18 +218,9 @@ def test_a_missing_detector_is_reported(
 
 def test_a_file_of_another_architecture_is_refused(data_dirs: DataDirs) -> None:
     restorer = restorer_in(data_dirs)
-    features, scale = 4, 2  # a tiny Real-ESRGAN compact model: spandrel knows it
-    compact = {
-        "body.0.weight": torch.zeros(features, 3, 3, 3),
-        "body.0.bias": torch.zeros(features),
-        "body.1.weight": torch.zeros(features),
-        "body.2.weight": torch.zeros(features, features, 3, 3),
-        "body.2.bias": torch.zeros(features),
-        "body.3.weight": torch.zeros(features),
-        "body.4.weight": torch.zeros(3 * scale * scale, features, 3, 3),
-        "body.4.bias": torch.zeros(3 * scale * scale),
-    }
-    path = put_file(data_dirs, "GFPGAN", "GFPGAN-upscaler.pth", compact)
+    from tests.test_model_upscalers import tiny_compact  # an upscaler spandrel knows
+
+    path = put_file(data_dirs, "GFPGAN", "GFPGAN-upscaler.pth", tiny_compact(scale=2))
     with pytest.raises(FaceRestorerError, match="not GFPGAN") as error:
         restorer.restore(face_image())
     assert str(path) in str(error.value) and "GFPGANv1.4.pth" in str(error.value)
