@@ -14,7 +14,6 @@ from sdtui.widgets.file_browser import PathInput
 from sdtui.widgets.graphics import Graphics
 from sdtui.widgets.param_form import ParamForm
 from tests.test_tui_img2img import INFOTEXT, SIZE, write_png
-from tests.tiny_models import write_tiny_checkpoint
 from tests.tui_helpers import make_app, wait_ready, wait_until
 
 
@@ -23,10 +22,9 @@ def plain_terminal(monkeypatch):
     monkeypatch.setattr(graphics, "_current", Graphics())
 
 
-@pytest.fixture
-def tiny_dirs(data_dirs):
-    write_tiny_checkpoint(data_dirs.checkpoints / "tiny.safetensors", "sd1")
-    return data_dirs
+def extras_app(dirs):
+    """The app without a checkpoint load at start (Extras runs no Stable Diffusion model)."""
+    return make_app(dirs, preload=False)
 
 
 async def open_extras(pilot) -> ExtrasScreen:
@@ -40,14 +38,14 @@ def status(screen: ExtrasScreen) -> str:
     return str(screen.query_one("#extras-status").render())
 
 
-async def test_single_image_upscale_and_before_after(tiny_dirs, tmp_path) -> None:
-    source = write_png(tmp_path / "cat.png", (48, 32), INFOTEXT)
-    app = make_app(tiny_dirs)
+async def test_single_image_upscale_and_before_after(data_dirs) -> None:
+    write_png(data_dirs.outputs / "cat.png", (48, 32), INFOTEXT)
+    app = extras_app(data_dirs)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_extras(pilot)
         path_input = screen.query_one("#extras-path", PathInput)
         assert app.focused is path_input
-        await pilot.press(*str(source), "enter")
+        await pilot.press(*"cat.png", "enter")  # relative to the outputs folder
         await wait_until(
             pilot, lambda: "cat.png · 48×32" in str(screen.query_one("#single-info").render())
         )
@@ -62,7 +60,7 @@ async def test_single_image_upscale_and_before_after(tiny_dirs, tmp_path) -> Non
         await pilot.press("f5")
         await wait_until(pilot, lambda: screen.job_id is None and screen.results)
         written = screen.results[0].path
-        assert written == tiny_dirs.outputs / "extras-images" / "00000.png"
+        assert written == data_dirs.outputs / "extras-images" / "00000.png"
         metadata = read_image_metadata(written)
         assert metadata.infotext == INFOTEXT
         expected = "Postprocess upscale by: 2.5, Postprocess upscaler: Lanczos"
@@ -78,13 +76,13 @@ async def test_single_image_upscale_and_before_after(tiny_dirs, tmp_path) -> Non
         assert expected in str(screen.query_one("#extras-info").render())
 
 
-async def test_batch_from_directory_keeps_names_and_reports_bad_files(tiny_dirs, tmp_path) -> None:
-    folder = tmp_path / "in"
+async def test_batch_from_directory_keeps_names_and_reports_bad_files(data_dirs, tmp_path) -> None:
+    folder = data_dirs.outputs / "in"
     write_png(folder / "a.png", (16, 16))
     write_png(folder / "b.png", (20, 12))
     (folder / "c.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    app = make_app(tiny_dirs)
+    app = extras_app(data_dirs)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_extras(pilot)
         await pilot.press("alt+m", "alt+m")
@@ -94,9 +92,8 @@ async def test_batch_from_directory_keeps_names_and_reports_bad_files(tiny_dirs,
              "scale_to_height": 64}
         )  # fmt: skip
         await pilot.click("#extras-input-dir")
-        await pilot.press(*str(folder))
-        await pilot.click("#extras-output-dir")
-        await pilot.press(*str(out))
+        await pilot.press(*"in")  # relative to the outputs folder
+        screen.query_one("#extras-output-dir").value = str(out)
         await pilot.press("f5")
         await wait_until(pilot, lambda: screen.job_id is None and "written" in status(screen))
         assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
@@ -104,27 +101,27 @@ async def test_batch_from_directory_keeps_names_and_reports_bad_files(tiny_dirs,
         assert [r.path.name for r in screen.results] == ["a.png", "b.png"]
 
         screen.query_one("#extras-output-dir").focus()  # writing into the inputs: refused
-        await pilot.press("ctrl+u", *str(folder))
-        assert screen.query_one("#extras-output-dir").value == str(folder)
+        await pilot.press("ctrl+u", *"in")
+        assert screen.query_one("#extras-output-dir").value == "in"
         await pilot.press("f5")
         await pilot.pause()
         assert screen.job_id is None, status(screen)
         assert "overwrite" in status(screen), status(screen)
 
 
-async def test_refresh_lists_upscaler_files_added_after_start(tiny_dirs) -> None:
+async def test_refresh_lists_upscaler_files_added_after_start(data_dirs) -> None:
     from safetensors.torch import save_file
 
     from tests.test_model_upscalers import tiny_compact
 
-    app = make_app(tiny_dirs)
+    app = extras_app(data_dirs)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_extras(pilot)
         form = screen.query_one("#extras-upscale", ParamForm)
         assert "my-2x" not in form.options["upscaler"]
-        tiny_dirs.models("ESRGAN").mkdir(parents=True, exist_ok=True)
-        save_file(tiny_compact(scale=2), tiny_dirs.models("ESRGAN") / "my-2x.safetensors")
-        (tiny_dirs.models("ESRGAN") / "junk.pth").write_bytes(b"not a model")
+        data_dirs.models("ESRGAN").mkdir(parents=True, exist_ok=True)
+        save_file(tiny_compact(scale=2), data_dirs.models("ESRGAN") / "my-2x.safetensors")
+        (data_dirs.models("ESRGAN") / "junk.pth").write_bytes(b"not a model")
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: "my-2x" in form.options["upscaler"])
         await wait_until(pilot, lambda: any("junk.pth" in n.message for n in app._notifications))
