@@ -147,7 +147,7 @@ def test_the_request_check_lists_every_problem():
     assert any("Upscaler 1 'Nope' is not one of: None, Flat" in p for p in caught.value.problems)
     with pytest.raises(ParameterError, match="nothing to do"):
         check_extras_request(ExtrasParams(), host)
-    with pytest.raises(ParameterError, match="no face restorer 'GFPGAN'"):
+    with pytest.raises(ParameterError, match="unknown face restorer 'GFPGAN'"):
         check_extras_request(ExtrasParams(gfpgan_visibility=1.0), host)
 
 

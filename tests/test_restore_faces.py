@@ -15,7 +15,8 @@ from sdtui.params.schema import GenerationParams
 from sdtui.params.settings_schema import SETTINGS
 from sdtui.params.validate import resolve
 from sdtui.registry import KINDS, Registry
-from sdtui.services.generation import face_restorer, job_settings
+from sdtui.services.face_restoration import face_restorer
+from sdtui.services.generation import job_settings
 from tests.test_txt2img import run
 
 

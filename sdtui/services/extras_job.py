@@ -42,6 +42,7 @@ from sdtui.params.validate import ParameterError, validate
 from sdtui.paths import DataDirs
 from sdtui.runtime.job_context import JobInterrupted
 from sdtui.services.extras import ExtrasTools, Processed, UpscaleCache, postprocess
+from sdtui.services.face_restoration import restorer_problem
 from sdtui.services.image_files import open_image
 from sdtui.services.outputs import NameContext, OutputNaming, sanitize_part
 
@@ -101,14 +102,10 @@ class ExtrasItem:
     output: Path | None = None
 
 
-def _names(registry: Any) -> list[str]:
-    return [obj.name for obj in registry]
-
-
 def check_extras_request(params: ExtrasParams, host: Any) -> ExtrasParams:
     """`params` with the upscaler names spelled as registered; ParameterError listing every
     problem (ranges, unknown upscalers, nothing to do, a face restorer without weights)."""
-    upscalers = ["None", *(n for n in _names(host.upscalers) if n != "None")]
+    upscalers = ["None", *(n for n in host.upscalers.names() if n != "None")]
     folded = {name.casefold(): name for name in upscalers}
     params = dataclasses.replace(
         params,
@@ -130,20 +127,12 @@ def check_extras_request(params: ExtrasParams, host: Any) -> ExtrasParams:
         ("CodeFormer", params.codeformer_visibility),
     ):
         if visibility > 0:
-            problem = _restorer_problem(host, name)
+            problem = restorer_problem(host, name)
             if problem:
                 problems.append(problem)
     if problems:
         raise ParameterError(problems)
     return params
-
-
-def _restorer_problem(host: Any, name: str) -> str | None:
-    if name not in host.face_restorers:
-        known = ", ".join(_names(host.face_restorers)) or "none"
-        return f"no face restorer {name!r} is installed (installed: {known})"
-    unavailable = getattr(host.face_restorers.get(name), "unavailable", None)
-    return unavailable() if callable(unavailable) else None
 
 
 def check_output_folder(inputs: list[ExtrasInput], out_dir: Path | None) -> None:

@@ -80,24 +80,6 @@ def job_settings(settings: Any) -> dict[str, Any]:
     }
 
 
-def face_restorer(host: Any, name: str, code_former_weight: float) -> Any:
-    """The function "Restore faces" runs (image -> image) with the restorer `name`;
-    ValueError says what is missing (no such restorer, no weights) before anything runs."""
-    from sdtui.registry import UnknownNameError
-
-    try:
-        restorer = host.face_restorers.get(name)
-    except UnknownNameError as error:
-        raise ValueError(f"Restore faces: {error}") from None
-    unavailable = getattr(restorer, "unavailable", None)
-    problem = unavailable() if callable(unavailable) else None
-    if problem:
-        raise ValueError(f"Restore faces: {problem}")
-    if restorer.name == "CodeFormer":
-        return lambda image: restorer.restore(image, weight=code_former_weight)
-    return restorer.restore
-
-
 def model_key(model: ModelChoice, vae_path: Path | None) -> str:
     """The model cache's key of a checkpoint loaded with a VAE."""
     return f"{model.path}|{vae_path}"
@@ -228,6 +210,8 @@ class Txt2ImgJob:
         vae_path = resolve_vae(model.path, params.vae or "Automatic", self.dirs)
         restore = None  # before the model too: missing face weights fail at once
         if params.restore_faces:
+            from sdtui.services.face_restoration import face_restorer
+
             restore = face_restorer(
                 self.plugin_host, self.face_restoration_model, self.code_former_weight
             )
