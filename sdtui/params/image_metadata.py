@@ -113,10 +113,15 @@ def read_image_metadata(path: str | os.PathLike[str]) -> ImageMetadata:
     """The parameters an image carries, from whichever place its format keeps them."""
     try:
         with Image.open(path) as image:
-            info = dict(image.info)
-            exif = image.getexif()
+            return image_metadata(image)
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from error
+
+
+def image_metadata(image: Image.Image) -> ImageMetadata:
+    """The parameters an open image carries (its text chunks, EXIF UserComment or comment)."""
+    info = dict(image.info)
+    exif = image.getexif()
     items = {str(k): v for k, v in info.items() if isinstance(v, str)}
     metadata = ImageMetadata(items=items)
     metadata.infotext = items.pop(PARAMETERS_KEY, None)

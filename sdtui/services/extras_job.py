@@ -175,7 +175,7 @@ class ExtrasJob:
                 raise
             context.progress(0, 1, text=label)
             try:
-                image = self._read(item)
+                image, metadata = self._read(item)
             except ValueError as error:
                 self.report.append(ExtrasItem(item.label, "failed", str(error)))
                 continue
@@ -192,7 +192,7 @@ class ExtrasJob:
             except JobInterrupted:
                 self._mark_rest_interrupted(index)
                 raise
-            saved = self._save(item, image, processed)
+            saved = self._save(item, metadata, processed)
             self.saved.append(saved)
             self.report.append(ExtrasItem(item.label, "done", output=saved.path))
             context.add_result(saved)
@@ -203,47 +203,37 @@ class ExtrasJob:
             self.report.append(ExtrasItem(item.label, "interrupted"))
 
     @staticmethod
-    def _read(item: ExtrasInput) -> Any:
+    def _read(item: ExtrasInput) -> tuple[Any, Any]:
+        """The input's pixels (EXIF orientation applied) and the metadata it carries, from
+        one read of the file."""
         from PIL import ImageOps
 
+        from sdtui.params.image_metadata import image_metadata
+
         if item.image is not None:
-            return item.image
+            return item.image, image_metadata(item.image)
         if item.path is None:
             raise ValueError("an extras input needs a path or an image")
         image = open_image(item.path, "image")
-        transposed = ImageOps.exif_transpose(image)
-        transposed.info = image.info  # keep the text chunks (the source's infotext)
-        return transposed
+        return ImageOps.exif_transpose(image), image_metadata(image)
 
     # -- saving ----------------------------------------------------------------------------
 
-    def _save(self, item: ExtrasInput, image: Any, processed: Processed) -> ExtrasSaved:
-        from sdtui.params.image_metadata import PARAMETERS_KEY, read_image_metadata, save_image
+    def _save(self, item: ExtrasInput, metadata: Any, processed: Processed) -> ExtrasSaved:
+        """Write the result with the source's metadata (`image_metadata`) and the extras
+        chunk."""
+        from sdtui.params.image_metadata import save_image
 
-        if item.path is not None:
-            metadata = read_image_metadata(item.path)
-            source_text, source_json, items = metadata.infotext, metadata.params, metadata.items
-        else:
-            items = {str(k): v for k, v in image.info.items() if isinstance(v, str)}
-            source_text, source_json = items.pop(PARAMETERS_KEY, None), None
-            raw_json = items.pop("sdtui_params", None)
-            if raw_json:
-                import json
-
-                try:
-                    source_json = json.loads(raw_json)
-                except ValueError:
-                    items["sdtui_params"] = raw_json
-        items.pop(EXTRAS_KEY, None)
+        items = {k: v for k, v in metadata.items.items() if k != EXTRAS_KEY}
         path = self._output_path(item, processed)
         path.parent.mkdir(parents=True, exist_ok=True)
-        extras_text = processed.infotext
+        extras_text, source_text = processed.infotext, metadata.infotext
         png = path.suffix.lower() == ".png"
         save_image(
             processed.image,
             path,
             infotext=source_text if (png or source_text) else extras_text,
-            params=source_json if png else None,
+            params=metadata.params if png else None,
             extra_text={**items, EXTRAS_KEY: extras_text} if png else None,
             jpeg_quality=self.options.jpeg_quality,
         )
