@@ -128,7 +128,7 @@ def test_the_default_host_has_them(data_dirs: DataDirs) -> None:
 def test_they_follow_the_runtime_device(monkeypatch: pytest.MonkeyPatch) -> None:
     import sdtui_plugins.builtin.face_restorers as plugin
 
-    monkeypatch.setattr(plugin, "_runtime_device", None)
+    monkeypatch.setattr(plugin.FOLLOWERS, "device", None)
     host = PluginHost(builtins=(MODULE,), load_entry_points=False)
     assert [r.device for r in host.face_restorers] == [None, None]
     host.runtime_ready(argparse.Namespace(device=torch.device("cuda", 1)))

@@ -111,7 +111,7 @@ def test_the_builtins_register_without_importing_torch() -> None:
 def test_the_upscalers_follow_the_runtime_device(monkeypatch) -> None:
     import sdtui_plugins.builtin.model_upscalers as plugin
 
-    monkeypatch.setattr(plugin, "_runtime_device", None)
+    monkeypatch.setattr(plugin.FOLLOWERS, "device", None)
     host = model_host()
     assert {u.name: u.device for u in host.upscalers if hasattr(u, "device")} == dict.fromkeys(
         ("R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "R-ESRGAN AnimeVideo")

@@ -27,7 +27,6 @@ loads on the first `restore`. The models run in fp32 on the runtime's device
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdtui import hookimpl
 from sdtui.paths import DataDirs
+from sdtui.runtime.device_followers import DeviceFollowers
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -75,8 +75,7 @@ CODEFORMER = FaceModel(
     "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
 )
 
-_LIVE: weakref.WeakSet[SpandrelFaceRestorer] = weakref.WeakSet()  # configure, runtime_ready
-_runtime_device: str | None = None  # the device of the last runtime that came up
+FOLLOWERS = DeviceFollowers()  # every model wrapper of this plugin (runtime_ready)
 _data_dirs: DataDirs | None = None  # the last configure_face_restorers call's
 
 
@@ -86,12 +85,11 @@ class SpandrelFaceRestorer:
     def __init__(self, spec: FaceModel) -> None:
         self.spec = spec
         self.name = spec.name
-        self.device: str | None = _runtime_device  # None: the CPU
+        self.device: str | None = FOLLOWERS.join(self)  # None: the CPU
         self.dirs: DataDirs | None = _data_dirs  # None: the default data dir
         self._model: Any = None
         self._model_path: Path | None = None
         self._lock = threading.Lock()
-        _LIVE.add(self)
 
     @property
     def folder(self) -> Path:
@@ -254,17 +252,14 @@ def configure_face_restorers(dirs: DataDirs) -> None:
     dir): for the restorers already made and those made later."""
     global _data_dirs
     _data_dirs = dirs
-    for restorer in list(_LIVE):
+    for restorer in FOLLOWERS:
         restorer.use_data_dirs(dirs)
 
 
 @hookimpl
 def runtime_ready(runtime: Any) -> None:
     """Run the restorers where the runtime runs the models; the weights move on next use."""
-    global _runtime_device
-    _runtime_device = str(runtime.device)
-    for restorer in list(_LIVE):
-        restorer.device = _runtime_device
+    FOLLOWERS.runtime_ready(runtime)
 
 
 @hookimpl

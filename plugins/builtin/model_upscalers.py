@@ -22,13 +22,13 @@ upscaler of this plugin (the CPU until a runtime is up).
 from __future__ import annotations
 
 import threading
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sdtui import hookimpl
 from sdtui.paths import DataDirs
+from sdtui.runtime.device_followers import DeviceFollowers
 
 FOLDER_OWNER = f"{__name__} (models folders)"  # the registry owner of folder upscalers
 
@@ -55,8 +55,7 @@ BUILTINS = (
 )
 
 
-_LIVE: weakref.WeakSet[SpandrelUpscaler] = weakref.WeakSet()  # for runtime_ready
-_runtime_device: str | None = None  # the device of the last runtime that came up
+FOLLOWERS = DeviceFollowers()  # every model wrapper of this plugin (runtime_ready)
 
 
 class SpandrelUpscaler:
@@ -67,8 +66,7 @@ class SpandrelUpscaler:
     def __init__(self, name: str, scale: int) -> None:
         self.name = name
         self.scale = scale
-        self.device: str | None = _runtime_device  # None: the CPU
-        _LIVE.add(self)
+        self.device: str | None = FOLLOWERS.join(self)  # None: the CPU
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -178,10 +176,7 @@ class RealESRGANUpscaler(SpandrelUpscaler):
 def runtime_ready(runtime: Any) -> None:
     """Run the model upscalers where the runtime runs the models (a GPU server upscales on
     its GPU); the weights move on their next tile."""
-    global _runtime_device
-    _runtime_device = str(runtime.device)
-    for upscaler in list(_LIVE):
-        upscaler.device = _runtime_device
+    FOLLOWERS.runtime_ready(runtime)
 
 
 @hookimpl
