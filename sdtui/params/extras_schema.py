@@ -6,7 +6,8 @@ Defaults are A1111's Extras tab: Upscaler 1 and 2 "None" (Upscaler 1 "None" skip
 upscale step, as in A1111), Resize 4, "Scale to" 512x512 with "Crop to fit". A1111 switches
 GFPGAN and CodeFormer on with an accordion; here a visibility of 0 is "off" (A1111's older
 sliders, and what the accordion's off state does), so nothing runs that was not asked for.
-The infotext keys are the ones A1111 writes into the `extras` PNG chunk.
+The `extras` PNG chunk is written by `sdtui.services.extras`, which adds its keys as A1111
+adds them (which ones depends on what ran), so the fields carry no infotext key.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class ExtrasParams:
             "Resize",
             "Scale by this factor.",
             UPSCALE,
-            infotext="Postprocess upscale by",
             minimum=1.0,
             maximum=8.0,
             step=0.05,
@@ -54,7 +54,6 @@ class ExtrasParams:
             "Max side length",
             "Scale by: limit the longer side to this many pixels (0: no limit).",
             UPSCALE,
-            infotext="Max side length",
             minimum=0,
             maximum=16384,
             step=1,
@@ -66,7 +65,6 @@ class ExtrasParams:
             "Width",
             "Scale to: the width in pixels.",
             UPSCALE,
-            infotext="Postprocess upscale to",
             minimum=64,
             maximum=8192,
             step=8,
@@ -78,7 +76,6 @@ class ExtrasParams:
             "Height",
             "Scale to: the height in pixels.",
             UPSCALE,
-            infotext="Postprocess upscale to",
             minimum=64,
             maximum=8192,
             step=8,
@@ -90,7 +87,6 @@ class ExtrasParams:
             "Crop to fit",
             "Scale to: cover the size and cut the overhang (centred); off: keep the aspect.",
             UPSCALE,
-            infotext="Postprocess crop to",
         ),
     )
     upscaler: str = param(
@@ -99,7 +95,6 @@ class ExtrasParams:
             "Upscaler 1",
             "The upscaler; None skips upscaling.",
             UPSCALE,
-            infotext="Postprocess upscaler",
             choices="upscalers",
         ),
     )
@@ -109,7 +104,6 @@ class ExtrasParams:
             "Upscaler 2",
             "A second upscaler blended over the first.",
             UPSCALE,
-            infotext="Postprocess upscaler 2",
             choices="upscalers",
         ),
     )
@@ -130,7 +124,6 @@ class ExtrasParams:
             "GFPGAN visibility",
             "Restore faces with GFPGAN, blended at this strength (0: off).",
             FACES,
-            infotext="GFPGAN visibility",
             minimum=0.0,
             maximum=1.0,
             step=0.001,
@@ -142,7 +135,6 @@ class ExtrasParams:
             "CodeFormer visibility",
             "Restore faces with CodeFormer, blended at this strength (0: off).",
             FACES,
-            infotext="CodeFormer visibility",
             minimum=0.0,
             maximum=1.0,
             step=0.001,
@@ -154,7 +146,6 @@ class ExtrasParams:
             "CodeFormer weight",
             "0 = maximum effect, 1 = minimum effect.",
             FACES,
-            infotext="CodeFormer weight",
             minimum=0.0,
             maximum=1.0,
             step=0.001,
