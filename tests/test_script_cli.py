@@ -33,6 +33,23 @@ def test_generate_with_an_xyz_plot(root, data_dirs, capsys) -> None:
     grid = Image.open(paths[2])
     assert grid.width == 2 * 64 and grid.height > 64  # labels on top, none on the left
 
+    # A1111's paste: the grid's infotext names the script and its axes, so starting from
+    # the grid runs the plot again (its options changeable); --script none runs no script
+    again = ["generate", "--from-image", paths[2], "--device", "cpu", *root]
+    assert main([*again, "--script-arg", "x_values=Euler a, euler"]) == 0
+    rerun = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [p.rsplit("/", 1)[-1] for p in rerun] == [
+        "00002-3.png",
+        "00003-3.png",
+        "xyz_grid-0001.png",
+    ]
+    samplers = [read_image_metadata(p).infotext.split("Sampler: ")[1].split(",")[0] for p in rerun]
+    assert samplers == ["Euler a", "Euler", "Euler a"]
+    assert "Script: X/Y/Z plot, X Type: Sampler" in read_image_metadata(rerun[2]).infotext
+    assert main([*again, "--script", "none"]) == 0
+    (single,) = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert single.endswith("00004-3.png")
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

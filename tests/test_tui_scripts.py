@@ -274,3 +274,53 @@ async def test_xyz_plot_runs_from_the_img2img_tab_but_not_in_batch(tiny_dirs) ->
         )
         assert strengths == ["0.5", "1"]
         assert [r.grid for r in screen.results].count(True) == 1
+
+
+GRID_INFOTEXT = (
+    "a cat\nSteps: 1, Sampler: Euler, Seed: 7, Size: 64x64, Script: X/Y/Z plot, "
+    'X Type: Steps, X Values: "1-2", Y Type: CFG Scale, Y Values: "3,4.5", '
+    'Fixed X Values: "1, 2", Version: v1.10.1'
+)
+
+
+async def test_a_pasted_infotext_selects_its_script_with_its_options(data_dirs) -> None:
+    """A1111's paste: an X/Y/Z grid's infotext sets the Script select and its axes."""
+    from sdtui.screens.pnginfo_fields import PASTED_SCRIPT
+
+    app = made_up_app(data_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        await load_plugins(pilot)
+        screen = app.screen
+        panel = await choose(pilot, "Only txt2img")
+        control(screen, "count").value = "7"
+        screen.prompt_box("prompt").text = GRID_INFOTEXT
+        await screen.run_action("read_params")
+        await wait_until(pilot, lambda: panel.chosen == "X/Y/Z plot" and panel.controls)
+        await wait_until(pilot, lambda: all(c.is_mounted for c in panel.controls.values()))
+        values = panel.values()
+        assert (values["x_type"], values["x_values"]) == ("Steps", "1-2")
+        assert (values["y_type"], values["y_values"]) == ("CFG Scale", "3,4.5")
+        assert values["z_type"] == "Nothing" and panel.select.value == "X/Y/Z plot"
+        assert screen.prompt_box("prompt").text == "a cat"
+        assert panel.kept["Only txt2img"]["count"] == "7"  # the left script keeps its values
+        # from PNG Info's "send to": the values carry the script's keys
+        screen.fill({"steps": 3, PASTED_SCRIPT: {"Script": "only TXT2IMG", "Count": "4"}})
+        await wait_until(pilot, lambda: panel.chosen == "Only txt2img" and panel.controls)
+        await wait_until(pilot, lambda: all(c.is_mounted for c in panel.controls.values()))
+        assert panel.values()["count"] == 4 and control(screen, "count").value == "4"
+        # a script of the other tab is refused with a message; the choice stays
+        screen.fill({PASTED_SCRIPT: {"Script": "Only img2img"}})
+        await pilot.pause()
+        assert panel.chosen == "Only txt2img"
+
+
+def test_png_info_sends_the_script_keys_along() -> None:
+    from sdtui.params.image_metadata import ImageMetadata
+    from sdtui.screens.pnginfo_fields import PASTED_SCRIPT, parameters_to_send
+
+    values = parameters_to_send(ImageMetadata(infotext=GRID_INFOTEXT))
+    assert values["steps"] == 1
+    assert values[PASTED_SCRIPT]["Script"] == "X/Y/Z plot"
+    assert values[PASTED_SCRIPT]["X Values"] == "1-2"
+    plain = parameters_to_send(ImageMetadata(infotext="a cat\nSteps: 1, Seed: 7"))
+    assert PASTED_SCRIPT not in plain

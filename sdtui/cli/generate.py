@@ -84,16 +84,23 @@ def params_from_arguments(
     from sdtui.params.codec import params_from_infotext
 
     params = base or GenerationParams()
-    infotext = getattr(args, "infotext", None)
+    infotext = infotext_argument(args)
+    if infotext:
+        params = params_from_infotext(infotext).apply_to(params)
+    return dataclasses.replace(params, **flag_overrides(args, GenerationParams))
+
+
+def infotext_argument(args: argparse.Namespace) -> str | None:
+    """The infotext `--infotext` gives or `--from-image` carries (None for neither);
+    ValueError for an image without one."""
     if getattr(args, "from_image", None):
         from sdtui.params.image_metadata import read_image_metadata
 
         infotext = read_image_metadata(args.from_image).infotext
         if infotext is None:
             raise ValueError(f"{args.from_image}: the image carries no generation parameters")
-    if infotext:
-        params = params_from_infotext(infotext).apply_to(params)
-    return dataclasses.replace(params, **flag_overrides(args, GenerationParams))
+        return infotext
+    return getattr(args, "infotext", None)
 
 
 def sized_for(path: Path, params: GenerationParams, args: argparse.Namespace) -> GenerationParams:

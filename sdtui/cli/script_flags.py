@@ -23,7 +23,9 @@ def add_script_flags(parser: argparse.ArgumentParser) -> None:
         "--script",
         metavar="NAME",
         help="run a script: 'X/Y/Z plot' (xyz), 'Prompt matrix', 'Prompts from file or "
-        "textbox' (prompts_from_file), or a plugin's; any case",
+        "textbox' (prompts_from_file), or a plugin's; any case. An --infotext / --from-image "
+        "whose infotext names a script (an X/Y/Z grid's) runs that one unless --script says "
+        "otherwise ('none': no script)",
     )
     group.add_argument(
         "--script-arg",
@@ -57,15 +59,35 @@ def script_help(args: argparse.Namespace, mode: str) -> int:
 
 
 def script_from_arguments(args: argparse.Namespace, mode: str) -> tuple[Any, dict[str, Any]]:
-    """(script, option values) for `--script` (None, {} without one); errors raise."""
+    """(script, option values) for `--script`, else for the script an `--infotext` /
+    `--from-image` infotext names (A1111's paste: an X/Y/Z grid's infotext runs the plot
+    again; `--script-arg` may change its options); (None, {}) for neither. Errors raise."""
     from sdtui.plugins import get_host
+    from sdtui.services.script_options import parse_script_args, resolve_options
     from sdtui.services.scripts import ScriptError, prepare_script
 
-    if not args.script:
+    if args.script and args.script.strip().casefold() != "none":
+        return prepare_script(get_host(), args.script, mode, args.script_arg)
+    pasted = _pasted_script(args, mode) if not args.script else None
+    if pasted is None:
         if args.script_arg:
             raise ScriptError("--script-arg needs --script NAME")
         return None, {}
-    return prepare_script(get_host(), args.script, mode, args.script_arg)
+    script, options = pasted
+    given = parse_script_args(script, args.script_arg)
+    return script, resolve_options(script, {**options, **given})
+
+
+def _pasted_script(args: argparse.Namespace, mode: str) -> tuple[Any, dict[str, Any]] | None:
+    from sdtui.cli.generate import infotext_argument
+    from sdtui.params.codec import params_from_infotext
+    from sdtui.plugins import get_host
+    from sdtui.services.scripts import pasted_script
+
+    infotext = infotext_argument(args)
+    if not infotext:
+        return None
+    return pasted_script(get_host(), mode, params_from_infotext(infotext).unknown)
 
 
 def check_script(

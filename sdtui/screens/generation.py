@@ -255,8 +255,14 @@ class GenerationScreen(PromptTools, ResultActions):
         return dataclasses.replace(self.defaults, **values)
 
     def fill(self, params: GenerationParams | dict[str, Any]) -> None:
-        """Set every control from parameters (a pasted infotext, the last generation)."""
+        """Set every control from parameters (a pasted infotext, the last generation); a
+        `PASTED_SCRIPT` entry selects the script it names with its options."""
+        from sdtui.screens.pnginfo_fields import PASTED_SCRIPT
+
         values = params if isinstance(params, dict) else dataclasses.asdict(params)
+        if PASTED_SCRIPT in values:
+            values = dict(values)
+            self.paste_script(values.pop(PASTED_SCRIPT))
         if "prompt" in values:
             self.prompt_box("prompt").text = values["prompt"] or ""
         if "negative_prompt" in values:
@@ -383,7 +389,31 @@ class GenerationScreen(PromptTools, ResultActions):
             text = last.read_text(encoding="utf-8")
         parsed = params_from_infotext(text)
         self.fill(parsed.apply_to(self.current_params_or_defaults()))
+        self.paste_script(parsed.unknown)
         self.notify("Parameters read from " + ("the prompt" if prompt.strip() else "last run"))
+
+    def paste_script(self, pairs: dict[str, str]) -> None:
+        """A1111's paste of a script's infotext keys: the script the infotext names, with
+        its options, in the Script group (nothing happens when it names none)."""
+        from sdtui.registry import UnknownNameError
+        from sdtui.services.scripts import ScriptError, pasted_script
+
+        host = self.app.backend.host
+        if self.script_panel is None or not pairs.get("Script"):
+            return
+        if host is None:
+            self.notify("Scripts are not loaded yet: paste again in a moment.", severity="warning")
+            return
+        try:
+            pasted = pasted_script(host, self.script_mode, pairs)
+        except (ScriptError, UnknownNameError) as error:
+            self.notify(f"Script not pasted: {error}", severity="warning")
+            return
+        if pasted is None:
+            return
+        script, options = pasted
+        self.query_one("#script-group", Collapsible).collapsed = False
+        self.run_worker(self.script_panel.paste(script.name, options), group="paste-script")
 
     def current_params_or_defaults(self) -> GenerationParams:
         try:

@@ -18,6 +18,9 @@ INFO = "info"
 # Not pasted: A1111's `disable_weights_auto_swap` (on by default) keeps the selected
 # checkpoint when reading parameters from PNG info or pasted text.
 NOT_PASTED = ("model",)
+# the values' entry holding a pasted script's infotext keys ("Script", "X Type", ...), which
+# a generation tab turns into its Script selection (sdtui.services.scripts.pasted_script)
+PASTED_SCRIPT = "pasted_script"
 NOT_PASTED_NOTE = " (not sent: the selected checkpoint stays)"
 
 
@@ -71,7 +74,10 @@ def parameters_to_send(metadata: Any) -> dict[str, Any] | None:
     if metadata is None:
         return None
     if metadata.infotext and metadata.infotext.strip():
-        values = dict(params_from_infotext(metadata.infotext).values)
+        parsed = params_from_infotext(metadata.infotext)
+        values = dict(parsed.values)
+        if parsed.unknown.get("Script"):
+            values[PASTED_SCRIPT] = dict(parsed.unknown)
     elif isinstance(metadata.params, dict):
         values = {
             name: tuple(value) if isinstance(value, list) else value

@@ -42,6 +42,7 @@ from sdtui.params.schema import GenerationParams
 from sdtui.params.validate import resolve_seed
 from sdtui.services.script_options import (
     ScriptError,
+    find_option,
     parse_script_args,
     resolve_options,
     script_modes,
@@ -54,6 +55,7 @@ __all__ = [
     "check_request",
     "find_script",
     "infotext_with",
+    "pasted_script",
     "prepare_script",
     "run_script",
     "validate_params",
@@ -78,6 +80,32 @@ def find_script(host: Any, name: str, mode: str) -> Any:
             f"script {script.name!r} works in {' and '.join(script_modes(script))}, not {mode}"
         )
     return script
+
+
+SCRIPT_KEY = "Script"  # the infotext key naming the script that made an image (A1111's)
+
+
+def pasted_script(
+    host: Any, mode: str, pairs: Mapping[str, str]
+) -> tuple[Any, dict[str, Any]] | None:
+    """A1111's paste of a script's infotext: the script `pairs["Script"]` names, with the
+    option values that the other keys carry by option label ("X Type", "X Values": what
+    X/Y/Z plot writes into its grid); None when no script is named. Keys that are no
+    option (e.g. "Fixed X Values") are ignored. ScriptError (UnknownNameError) when the
+    script is unknown, not for `mode`, or a value is bad."""
+    name = (pairs.get(SCRIPT_KEY) or "").strip()
+    if not name:
+        return None
+    script = find_script(host, name, mode)
+    given = {}
+    for key, value in pairs.items():
+        if key == SCRIPT_KEY:
+            continue
+        try:
+            given[find_option(script, key).name] = value
+        except ScriptError:
+            continue
+    return script, resolve_options(script, given)
 
 
 def prepare_script(host: Any, name: str, mode: str, pairs: Sequence[str]) -> tuple[Any, dict]:

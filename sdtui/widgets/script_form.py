@@ -104,7 +104,8 @@ class ScriptPanel(Vertical):
         self.chosen: str = NONE
         self.controls: dict[str, Widget] = {}  # the chosen script's, by option name
         self.kept: dict[str, dict[str, Any]] = {}  # per script: its values when left
-        self._shown = NONE  # whose controls are on screen
+        self._shown: str | None = NONE  # whose controls are on screen
+        self._pending: tuple[str, dict[str, Any]] | None = None  # pasted before mounting
         self.select: Select[str] | None = None
 
     def compose(self) -> ComposeResult:
@@ -167,6 +168,25 @@ class ScriptPanel(Vertical):
         options = self.values()
         check_request(script, ScriptRequest(params, options, self.mode, host, dirs, random_seed))
         return {"script": script, "script_args": options, "random_seed": random_seed}
+
+    async def paste(self, name: str, values: dict[str, Any]) -> None:
+        """Choose `name` with these option values (a pasted infotext's), replacing what
+        its controls held."""
+        if not self.is_mounted or self.select is None or not self.select.is_mounted:
+            self._pending = (name, values)  # applied on mount (the panel mounts lazily)
+            return
+        if self.script is not None and self.chosen != name:
+            self.kept[self.chosen] = {n: read_control(c) for n, c in self.controls.items()}
+        self.kept[name] = dict(values)
+        self.chosen, self._shown, self.controls = NONE, None, {}  # rebuild, keep nothing
+        await self.choose(name)
+        self.select.value = name
+
+    async def on_mount(self) -> None:
+        if self._pending is not None:
+            name, values = self._pending
+            self._pending = None
+            await self.paste(name, values)
 
     async def choose(self, name: str) -> None:
         """Show `name`'s options (NONE: none). The panel's state changes at once; the
