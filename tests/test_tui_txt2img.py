@@ -205,3 +205,19 @@ async def test_a_keymap_with_clashes_is_refused_with_a_warning(data_dirs) -> Non
         await pilot.press("f5")  # the default keys still work
         await pilot.pause()
         assert any(n.title == "Not ready yet" for n in app._notifications)
+
+
+async def test_quitting_at_the_first_frame_is_clean(data_dirs) -> None:
+    """Ctrl+Q before the collapsed groups have mounted: no MountError, exit code 0."""
+    from sdtui.app import SdtuiApp
+    from sdtui.services.backend import Backend
+
+    class QuitAtOnce(SdtuiApp):
+        def on_ready(self) -> None:
+            self.exit()
+
+    app = QuitAtOnce(Backend(data_dirs, device="cpu"))
+    app.start_backend = False
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+    assert app.return_code == 0

@@ -70,10 +70,29 @@ PALETTE = (
 )
 
 
+class DeferredMount(Lazy):
+    """Textual's Lazy, except that a screen closed before the deferred mount (the user quit
+    at the first frame) drops it instead of failing with MountError."""
+
+    async def mount_composed_widgets(self, widgets: list[Widget]) -> None:
+        parent = self.parent
+        if not isinstance(parent, Widget):
+            return
+        widget = self._replace_widget  # what Lazy was given
+
+        async def mount() -> None:
+            if not (parent.is_attached and self.is_attached):
+                return
+            await parent.mount(widget, after=self)
+            await self.remove()
+
+        self.call_after_refresh(mount)
+
+
 def lazy(form: Widget, collapsed: bool) -> Widget:
     """A collapsed group's form is mounted just after the first frame (about half the
     screen's widgets: the first paint comes sooner); `ParamForm` works before that."""
-    return Lazy(form) if collapsed else form
+    return DeferredMount(form) if collapsed else form
 
 
 class GenerationScreen(PromptTools, ResultActions):
