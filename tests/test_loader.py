@@ -113,13 +113,13 @@ def test_switching_checkpoints_leaves_no_unloaded_module_alive(tmp_path) -> None
         loaded.append((str(path), weakref.ref(model.unet)))
         return model
 
-    for _ in range(10):
+    for _ in range(3):
         for index in (0, 1, 2, 1):
             cache.get(str(paths[index]), lambda p=paths[index]: loader(p))
     gc.collect()
     cached = set(cache.keys())
     alive = [key for key, ref in loaded if ref() is not None]
-    assert len(loaded) > 10  # models really were unloaded and loaded again
+    assert len(loaded) >= 6  # models really were unloaded and loaded again
     assert sorted(alive) == sorted(cached) and len(cached) == 2
 
 

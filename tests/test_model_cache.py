@@ -106,14 +106,14 @@ def test_switching_back_and_forth_leaves_no_evicted_model_alive(monkeypatch):
 
         return load
 
-    for round_ in range(10):
+    for round_ in range(4):
         for key in "abcb" if round_ % 2 else "cbab":
             assert cache.get(key, loader(key)) is not None
         gc.collect()
         living = {k for k, refs in alive.items() for ref in refs if ref() is not None}
         assert living == set(cache.keys())
         assert sum(ref() is not None for refs in alive.values() for ref in refs) == 2
-    assert sum(len(refs) for refs in alive.values()) > 10  # evicted models were rebuilt
+    assert sum(len(refs) for refs in alive.values()) > 4  # evicted models were rebuilt
     cache.unload_all()
     gc.collect()
     assert all(ref() is None for refs in alive.values() for ref in refs)
