@@ -12,6 +12,8 @@ from PIL import Image
 from sdtui.params.extras_schema import SCALE_TO, ExtrasParams
 from sdtui.registry import KINDS, Registry
 from sdtui.services.extras import ExtrasTools, UpscaleCache, limit_size, postprocess
+from sdtui.services.extras_job import ExtrasOptions
+from sdtui.services.settings import Settings
 
 
 class Flat:
@@ -172,6 +174,24 @@ def test_face_restorers_blend_at_their_visibility_in_a1111s_order():
     first = dataclasses.replace(params, upscale_first=False, codeformer_visibility=0.0)
     postprocess(grey(), first, ExtrasTools(host_with(stretch, gfpgan)))
     assert gfpgan.seen == [((40, 30), {})]  # faces first: the original size
+
+
+def test_face_restoration_unload_offloads_each_restorer_after_use(tmp_path):
+    class Offloading(Inverter):
+        offloaded = 0
+
+        def offload(self) -> None:
+            self.offloaded += 1
+
+    gfpgan = Offloading("GFPGAN")
+    params = ExtrasParams(upscaler="None", gfpgan_visibility=1.0)
+    postprocess(grey(), params, ExtrasTools(host_with(gfpgan)))
+    assert gfpgan.offloaded == 0
+    postprocess(grey(), params, ExtrasTools(host_with(gfpgan), unload_faces=True))
+    assert gfpgan.offloaded == 1
+    settings = Settings(tmp_path / "settings.json", tmp_path)
+    settings.values["face_restoration_unload"] = True
+    assert ExtrasOptions.from_settings(settings).unload_faces
 
 
 def test_an_unknown_upscaler_names_the_known_ones():

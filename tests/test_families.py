@@ -24,6 +24,7 @@ from tests.tiny_models import full_size_manifest
 DIFFUSERS_MODEL_TYPE = {
     "sd1": "v1",
     "sd1-inpaint": "inpainting",
+    "sd1-pix2pix": "instruct-pix2pix",
     "sd2": "v2",
     "sd2-inpaint": "inpainting_v2",
     "sdxl": "xl_base",
@@ -37,7 +38,8 @@ def test_detects_full_size_family_from_shapes(family_id: str) -> None:
     shapes = full_size_manifest(family_id)
     family = detect_family(shapes, {})
     assert family.id == family_id
-    assert family.in_channels == (9 if family_id.endswith("inpaint") else 4)
+    channels = 9 if family_id.endswith("inpaint") else 8 if family_id.endswith("pix2pix") else 4
+    assert family.in_channels == channels
 
 
 @pytest.mark.parametrize("family_id", list(FAMILIES))
@@ -122,7 +124,7 @@ def test_unknown_keys_give_an_error_naming_what_was_expected() -> None:
 
 
 def test_unsupported_input_channels_are_named() -> None:
-    shapes = dict(full_size_manifest("sd1"))
+    shapes = dict(full_size_manifest("sd2"))  # instruct-pix2pix exists for SD1 only
     shapes["model.diffusion_model.input_blocks.0.0.weight"] = (320, 8, 3, 3)
     with pytest.raises(FamilyDetectionError, match=r"8 input channels.*instruct-pix2pix"):
         detect_family(shapes, {})

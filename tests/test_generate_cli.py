@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -82,6 +84,8 @@ def test_hires_flags(data_dir, capsys) -> None:
     assert main([*argv, "--data-dir", str(data_dir.root)]) == 0
     (path,) = written(capsys)
     assert Image.open(path).size == (128, 128)
+    before = list(data_dir.outputs.rglob("*-before-highres-fix.png"))
+    assert before == []  # the setting is off by default
     bad = [*argv, "--hires-upscaler", "4x-Unknown", "--data-dir", str(data_dir.root)]
     assert main(bad) == 2
     assert "Upscaler '4x-Unknown' is not one of: Latent" in capsys.readouterr().err
@@ -126,3 +130,21 @@ def test_an_independent_reader_agrees(data_dir, capsys) -> None:
     }
     assert [p.value for p in info.prompts] == ["a red fox, (snow:1.2)"]
     assert [p.value for p in info.negative_prompts] == ["dog"]
+
+
+def test_saving_settings_write_copies_and_text_files(data_dir, capsys) -> None:
+    """save_images_before_highres_fix and save_txt from settings.json, as A1111 names them."""
+    import json
+
+    data_dir.own.mkdir(parents=True, exist_ok=True)
+    settings = {"save_images_before_highres_fix": True, "save_txt": True}
+    (data_dir.own / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
+    argv = ["generate", "--prompt", "x", "--seed", "3", "--enable-hires", "--hires-steps", "1"]
+    assert main([*argv, *SMALL, "--data-dir", str(data_dir.root)]) == 0
+    (path,) = written(capsys)
+    assert path.endswith("00001-3.png")  # the copy went out first: 00000
+    (copy,) = data_dir.outputs.rglob("*-before-highres-fix.png")
+    assert copy.name == "00000-3-before-highres-fix.png"
+    assert Image.open(copy).size == (64, 64) and Image.open(path).size == (128, 128)
+    assert read_image_metadata(copy).infotext == read_image_metadata(path).infotext
+    assert Path(path).with_suffix(".txt").read_text(encoding="utf-8").startswith("x\nSteps: 2")

@@ -267,4 +267,6 @@ def test_defaults_leave_the_inpainting_keys_out() -> None:
     for key in ("Mask mode", "Masked content", "Inpaint area", "Noise multiplier", "Conditional"):
         assert key not in text
     assert "Mask blur" not in infotext_from_params(request(), RunFacts(seed=7, img2img=True))
+    masked = RunFacts(seed=7, img2img=True, masked=True)
+    assert "Mask blur: 0" in infotext_from_params(request(mask_blur=0), masked)
     assert "Denoising strength" not in infotext_from_params(request(), RunFacts(seed=7))

@@ -106,3 +106,36 @@ def test_without_dirs_and_numbers(tmp_path) -> None:
     assert (
         plain.path(tmp_path / "plain", context(prompt="a cat")).name == "00000-1234567890-a cat.png"
     )
+
+
+def test_the_saving_settings_reach_the_files(tmp_path) -> None:
+    """grid_format, jpeg_quality, enable_pnginfo and save_txt, from settings to files."""
+    from PIL import Image
+
+    from sdtui.params.image_metadata import read_image_metadata
+    from sdtui.paths import DataDirs
+    from sdtui.services.outputs import write_output
+    from sdtui.services.settings import Settings
+
+    dirs = DataDirs.resolve(tmp_path / "data")
+    dirs.create()
+    settings = Settings.load(dirs)
+    naming = settings.output_naming()
+    assert (naming.grid_extension, naming.jpeg_quality) == ("png", 80)
+    assert naming.write_infotext and not naming.save_txt
+    settings.values.update(
+        samples_format="jpg", grid_format="webp", jpeg_quality=20, enable_pnginfo=False,
+        save_txt=True,
+    )  # fmt: skip
+    naming = settings.output_naming()
+    assert naming.path(tmp_path, context(), short=True, grid=True).suffix == ".webp"
+    assert naming.path(tmp_path, context()).suffix == ".jpg"
+    noise = Image.effect_noise((64, 64), 60).convert("RGB")
+    quiet = write_output(noise, tmp_path / "a.jpg", naming, "a cat\nSteps: 2")
+    assert read_image_metadata(quiet).infotext is None  # enable_pnginfo off
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "a cat\nSteps: 2\n"
+    fine = OutputNaming(jpeg_quality=95)
+    loud = write_output(noise, tmp_path / "b.jpg", fine, "a cat\nSteps: 2", {"steps": 2})
+    assert read_image_metadata(loud).infotext == "a cat\nSteps: 2"
+    assert not (tmp_path / "b.txt").exists()
+    assert quiet.stat().st_size < loud.stat().st_size  # quality 20 vs 95

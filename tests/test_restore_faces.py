@@ -37,7 +37,18 @@ def test_the_setting_supplies_the_default_and_the_infotext_names_the_model():
     )
     # A1111 writes the restorer's name; any name means it was on
     pasted = "x\nSteps: 20, Seed: 1, Face restoration: GFPGAN, Size: 512x512"
-    assert params_from_infotext(pasted).values["restore_faces"] is True
+    values = params_from_infotext(pasted).values
+    assert values["restore_faces"] is True
+    assert values["face_restoration_model"] == "GFPGAN"  # the restorer A1111 ran
+    assert (
+        "face_restoration_model"
+        not in params_from_infotext(pasted.replace("GFPGAN", "True")).values
+    )
+    assert resolve(GenerationParams()).face_restoration_model == "CodeFormer"  # the setting's
+    assert (
+        resolve(GenerationParams(), {"face_restoration_model": "GFPGAN"}).face_restoration_model
+        == "GFPGAN"
+    )
 
 
 def test_the_engine_restores_every_image_of_the_batch_and_says_so():
@@ -58,6 +69,25 @@ def test_the_engine_restores_every_image_of_the_batch_and_says_so():
         assert np.array_equal(255 - np.asarray(before.image), np.asarray(after.image))
         assert "Face restoration: Inverter" in after.infotext
         assert "Face restoration" not in before.infotext
+
+
+def test_a_copy_before_face_restoration_goes_out_first_with_the_same_infotext():
+    plain = run(GenerationParams(prompt="a face", batch_size=2))
+    events = []
+    restored = run(
+        GenerationParams(prompt="a face", batch_size=2, restore_faces=True),
+        face_restorer=invert,
+        face_restoration_model="Inverter",
+        keep_before=frozenset({"face restoration"}),
+        on_intermediate=lambda result, suffix: events.append(("copy", result, suffix)),
+        on_image=lambda result: events.append(("image", result, "")),
+    )
+    kinds = [(kind, suffix) for kind, _, suffix in events]
+    assert kinds == [("copy", "-before-face-restoration"), ("image", "")] * 2
+    copies = [result for kind, result, _ in events if kind == "copy"]
+    for before, copy, after in zip(plain, copies, restored, strict=True):
+        assert np.array_equal(np.asarray(copy.image), np.asarray(before.image))
+        assert copy.infotext == after.infotext and copy.index == after.index
 
 
 def test_restore_faces_without_a_restorer_is_an_error():
@@ -110,16 +140,74 @@ def test_the_builtin_restorers_without_weights_say_where_to_put_them(data_dirs):
         face_restorer(host, "CodeFormer", 0.5)
 
 
-def test_job_settings_carry_the_face_settings():
-    values = {
-        "ESRGAN_tile": 64,
-        "ESRGAN_tile_overlap": 4,
-        "face_restoration_model": "GFPGAN",
-        "code_former_weight": 0.3,
-    }
-    assert job_settings(values) == {
+def test_job_settings_carry_the_settings_a_job_runs_with():
+    from sdtui.engine.refiner import HIRES_REFINER_PASSES
+    from sdtui.params.settings_schema import HIRES_REFINER_PASSES as LISTED
+
+    assert LISTED == HIRES_REFINER_PASSES
+    values = {name: setting.default for name, setting in SETTINGS.items()}
+    values.update(
+        ESRGAN_tile=64, ESRGAN_tile_overlap=4, face_restoration_model="GFPGAN",
+        code_former_weight=0.3, face_restoration_unload=True,
+        save_images_before_face_restoration=True, sdxl_crop_top=16, sdxl_crop_left=8,
+        sdxl_refiner_low_aesthetic_score=2.0, hires_fix_refiner_pass="both passes",
+    )  # fmt: skip
+    assert job_settings(values) == {  # the restorer itself is a parameter
         "upscaler_tile": 64,
         "upscaler_tile_overlap": 4,
-        "face_restoration_model": "GFPGAN",
         "code_former_weight": 0.3,
+        "face_restoration_unload": True,
+        "keep_before": frozenset({"face restoration"}),
+        "sdxl_crop": (16, 8),
+        "refiner_aesthetic": (2.0, 6.0),
+        "hires_refiner_pass": "both passes",
     }
+
+
+class Offloading(Recorder):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.events: list[str] = []
+
+    def restore(self, image, **options):
+        self.events.append("restore")
+        return super().restore(image, **options)
+
+    def offload(self):
+        self.events.append("offload")
+
+
+def test_face_restoration_unload_offloads_after_every_image():
+    image = Image.new("RGB", (8, 8))
+    kept = Offloading("GFPGAN")
+    face_restorer(host_with(kept), "GFPGAN", 0.5)(image)
+    assert kept.events == ["restore"]
+    unloaded = Offloading("CodeFormer")
+    restore = face_restorer(host_with(unloaded), "CodeFormer", 0.5, unload=True)
+    restore(image)
+    restore(image)
+    assert unloaded.events == ["restore", "offload", "restore", "offload"]
+    # a plugin restorer without offload() is simply not offloaded
+    face_restorer(host_with(Recorder("Plain")), "Plain", 0.5, unload=True)(image)
+
+
+def test_the_builtin_restorer_offloads_its_network_to_the_cpu(data_dirs):
+    from sdtui_plugins.builtin.face_restorers import GFPGAN, SpandrelFaceRestorer
+
+    moves = []
+
+    class Network:
+        def __init__(self, device: str) -> None:
+            self.device = SimpleNamespace(type=device)
+
+        def to(self, device):
+            moves.append(str(device))
+            return Network(device.type)
+
+    restorer = SpandrelFaceRestorer(GFPGAN)
+    restorer.offload()  # nothing loaded: nothing to move
+    restorer._model = Network("cuda")
+    restorer.offload()
+    assert moves == ["cpu"] and restorer._model.device.type == "cpu"
+    restorer.offload()  # already in RAM
+    assert moves == ["cpu"]

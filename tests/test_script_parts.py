@@ -319,9 +319,28 @@ def test_xyz_prompt_sr_order_and_size(data_dirs) -> None:
     assert {(c.params.width, c.params.height) for c in cells} == {(64, 128)}
 
 
+def test_xyz_face_restore_axis_as_a1111(data_dirs) -> None:
+    xyz = find_script(host(), "xyz", "txt2img")
+    request = xyz_request(data_dirs, x_type="Face restore", x_values="codeformer, GFPGAN, no, Yes")
+    plan = xyz.plan(request, fix_seeds=True)
+    assert plan.values[0] == ["CodeFormer", "GFPGAN", "False", "True"]
+    assert plan.labels(0)[:3] == [
+        "Face restore: CodeFormer",
+        "Face restore: GFPGAN",
+        "Face restore: False",
+    ]
+    cells = [(c.params.restore_faces, c.params.face_restoration_model) for c in plan.cells]
+    # a name turns it on with that restorer; yes/no only switch it (the setting's restorer)
+    assert cells == [(True, "CodeFormer"), (True, "GFPGAN"), (False, None), (True, None)]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
+        (
+            {"x_type": "Face restore", "x_values": "GFPGAN, Gpfgan"},
+            "unknown face restorer 'Gpfgan'",
+        ),
         ({"y_type": "Sampler", "y_values": "Euler, Eular"}, "Y values: unknown sampler 'Eular'"),
         ({"x_type": "Steps", "x_values": "1, 0"}, "X values: Sampling steps must be between 1"),
         ({"x_type": "Steps", "x_values": ""}, "X values: no Steps values given"),

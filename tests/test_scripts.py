@@ -220,3 +220,25 @@ def test_xyz_over_checkpoints_switches_the_model(env) -> None:
     pixels = [np.asarray(Image.open(s.path)) for s in images]
     assert not np.array_equal(pixels[0], pixels[1])
     assert "X Type: Checkpoint name" in read_image_metadata(grid.path).infotext
+
+
+class Stamp:
+    """A face restorer stand-in: inverts the image."""
+
+    name = "Stamp"
+
+    def restore(self, image: Image.Image, **options) -> Image.Image:
+        return Image.eval(image, lambda value: 255 - value)
+
+
+def test_xyz_face_restore_axis_runs_the_named_restorer(env) -> None:
+    if "Stamp" not in env.host.face_restorers:
+        env.host.face_restorers.add(Stamp(), "test")
+    job, final, _ = run(env, "xyz", {"x_type": "Face restore", "x_values": "off, stamp"})
+    assert isinstance(final, Finished), final
+    plain, stamped = images_and_grids(job)[0]
+    assert not read(plain.path).restore_faces
+    assert read(stamped.path).restore_faces and read(stamped.path).face_restoration_model == "Stamp"
+    assert "Face restoration: Stamp" in read_image_metadata(stamped.path).infotext
+    inverted = 255 - np.asarray(Image.open(plain.path).convert("RGB"), dtype=int)
+    assert np.array_equal(np.asarray(Image.open(stamped.path).convert("RGB")), inverted)

@@ -174,3 +174,88 @@ def test_hires_targets_follow_a1111() -> None:
     assert hires_target(512, 768, 2, 0, 1024)[:2] == (682, 1024)
     assert hires_target(512, 512, 2, 1024, 768) == (1024, 1024, 0, 32)
     assert img2img_steps(10, 0.5) == (20, 9) and img2img_steps(10, 1.0) == (10, 9)
+
+
+@pytest.mark.parametrize("upscaler", ["Latent", "Lanczos"])
+def test_hires_on_an_inpainting_model_conditions_on_the_image_below_weight_1(
+    upscaler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A1111's hires pass on an inpainting model: at "Conditional mask weight" 1 the image
+    is blanked out (txt2img's grey); below 1 it conditions on the upscaled image, decoded
+    latents in [-1, 1] for latent upscale, the upscaled pictures in [0, 1] (A1111 1.10 does
+    not convert them) for a pixel upscaler."""
+    import torch
+
+    import sdtui.engine.txt2img as engine
+
+    seen = []
+
+    def spy(vae, source, mask, weight, size):
+        seen.append((source.clone(), mask, weight, size))
+        return real(vae, source, mask, weight, size)
+
+    real = engine.inpainting_conditioning
+    monkeypatch.setattr(engine, "inpainting_conditioning", spy)
+    base = GenerationParams(
+        prompt="x", steps=1, enable_hires=True, hires_upscaler=upscaler, hires_steps=1,
+        denoising_strength=0.6, hires_scale=1.5, width=32, height=32,
+    )  # fmt: skip
+    inpaint = {"family": "sd1-inpaint", "upscalers": host().upscalers}
+    (full,) = run(dataclasses.replace(base, inpainting_mask_weight=1.0), **inpaint)
+    assert seen == []  # weight 1: the grey conditioning, as before
+    (half,) = run(dataclasses.replace(base, inpainting_mask_weight=0.25), **inpaint)
+    ((source, mask, weight, size),) = seen
+    assert mask is None and weight == 0.25 and size == (6, 6)
+    assert source.shape == (1, 3, 48, 48)
+    if upscaler == "Lanczos":  # the upscaled 8-bit picture, in [0, 1]
+        assert source.min() >= 0 and source.max() <= 1
+        assert torch.allclose(source * 255, (source * 255).round(), atol=1e-3)
+    else:
+        assert source.min() < 0  # raw VAE output: [-1, 1], not quantised
+    assert not np.array_equal(pixels(full), pixels(half))
+
+
+def test_a_copy_before_highres_fix_is_the_first_pass() -> None:
+    """A1111's save_images_before_highres_fix: the first pass's picture, with the final
+    image's infotext, for every image of the batch."""
+    base = GenerationParams(prompt="x", steps=2, batch_size=2, width=32, height=32)
+    first = run(base)
+    copies = []
+    hires = dataclasses.replace(
+        base, enable_hires=True, hires_upscaler="Latent", hires_steps=1, denoising_strength=0.5
+    )
+    final = run(
+        hires,
+        keep_before=frozenset({"highres fix"}),
+        on_intermediate=lambda result, suffix: copies.append((result, suffix)),
+    )
+    assert [suffix for _, suffix in copies] == ["-before-highres-fix"] * 2
+    for plain, (copy, _), done in zip(first, copies, final, strict=True):
+        assert np.array_equal(pixels(copy), pixels(plain))
+        assert copy.infotext == done.infotext and done.image.size == (64, 64)
+
+
+def test_sdxl_time_ids_carry_the_crop_and_the_refiner_scores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A1111's sdxl_crop_top / _left and sdxl_refiner_low / high_aesthetic_score settings
+    reach the UNet's added time ids."""
+    import torch
+
+    import sdtui.engine.passes as passes
+    from sdtui.engine.unet import sdxl_time_ids
+
+    rows = sdxl_time_ids(64, 48, torch.tensor([False, True]), crop=(16, 8))
+    assert rows.tolist() == [[48, 64, 16, 8, 48, 64]] * 2
+    refiner = sdxl_time_ids(64, 48, torch.tensor([False, True]), refiner=True, scores=(1.5, 9))
+    assert refiner.tolist() == [[48, 64, 0, 0, 9], [48, 64, 0, 0, 1.5]]
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return sdxl_time_ids(*args, **kwargs)
+
+    monkeypatch.setattr(passes, "sdxl_time_ids", spy)
+    params = GenerationParams(prompt="x", steps=1, width=32, height=32)
+    run(params, family="sdxl-refiner", sdxl_crop=(16, 8), refiner_aesthetic=(1.5, 9.0))
+    assert seen and all(k["crop"] == (16, 8) and k["scores"] == (1.5, 9.0) for k in seen)

@@ -8,8 +8,8 @@ Tiny models keep the real structure (UNet with attention and plain blocks, SDXL'
 time embedding and deeper transformer stacks, a 4-level VAE that downsamples 8x, CLIP text
 encoders with the real 49408-token vocabulary and 77 positions) at widths 8-64: a 64 px
 image is an 8x8 latent. Every parameter is drawn from a seeded normal distribution, so two
-different tensors never agree by accident. Families: sd1, sd1-inpaint, sd2, sd2-inpaint,
-sdxl, sdxl-inpaint, sdxl-refiner.
+different tensors never agree by accident. Families: sd1, sd1-inpaint, sd1-pix2pix
+(instruct-pix2pix: 8 input channels), sd2, sd2-inpaint, sdxl, sdxl-inpaint, sdxl-refiner.
 """
 
 from __future__ import annotations

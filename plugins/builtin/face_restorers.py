@@ -173,6 +173,16 @@ class SpandrelFaceRestorer:
         with self._lock:
             self._model = self._model_path = None
 
+    def offload(self) -> None:
+        """A1111's face_restoration_unload: the loaded network to the CPU (RAM); the next
+        `restore` moves it back to `device`."""
+        with self._lock:
+            model = self._model
+            if model is not None and model.device.type != "cpu":
+                import torch
+
+                self._model = model.to(torch.device("cpu"))
+
     def network(self, weight: float) -> Callable[[Any], Any]:
         """The model as a function of a (1, 3, 512, 512) RGB tensor in [-1, 1] on `device`,
         returning the same. `weight` is CodeFormer's fidelity."""

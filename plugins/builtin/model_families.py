@@ -1,4 +1,5 @@
-"""Built-in model family detection: SD1.x, SD2.x, SDXL base / refiner and inpainting variants.
+"""Built-in model family detection: SD1.x, SD2.x, SDXL base / refiner, inpainting variants and
+SD1 instruct-pix2pix.
 
 Implements the `detect_model_family` hook with `sdtui.models.families.detect_family` (which
 imports no torch; it is imported on first call, so loading this plugin stays fast). A

@@ -15,8 +15,8 @@ from sdtui.plugins import get_host
 
 MISSING = (
     "the Checkpoint Merger and Train tabs",
-    "interrogators (CLIP, DeepBooru) and img2img's soft inpainting",
-    "instruct-pix2pix, depth and unCLIP conditioning",
+    "interrogators (CLIP, DeepBooru)",
+    "depth and unCLIP conditioning",
 )
 
 

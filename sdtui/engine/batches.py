@@ -114,6 +114,7 @@ def run_batches(
     try:
         for batch in range(params.batch_count):
             images = None
+            run.intermediates.clear()
             with skippable(options.context):  # Skip abandons this batch; the next one runs
                 span = slice(batch * params.batch_size, (batch + 1) * params.batch_size)
                 active.switch(reload, networks)  # A1111: every batch on its own model
@@ -121,7 +122,11 @@ def run_batches(
                 images = decode_latents(active.model.vae, latents)
             for offset, image in enumerate(images or ()):
                 index = batch * params.batch_size + offset
+                before = list(run.intermediates.get(offset, ()))  # copies saved beside it
                 if params.restore_faces:
+                    suffix = options.copy_suffix("face restoration")
+                    if suffix is not None:
+                        before.append((image, suffix))
                     image = restore_faces(image, options)
                 if finish is not None:
                     image = finish(image, offset)
@@ -131,6 +136,9 @@ def run_batches(
                 )  # fmt: skip
                 result.index = index
                 results.append(result)
+                if options.on_intermediate is not None:
+                    for copy, suffix in before:
+                        options.on_intermediate(dataclasses.replace(result, image=copy), suffix)
                 if options.on_image is not None:
                     options.on_image(result)
     finally:

@@ -18,17 +18,25 @@ def vae_scaling(vae: torch.nn.Module) -> tuple[float, float]:
 @torch.no_grad()
 def decode_latents(vae: torch.nn.Module, latents: torch.Tensor) -> list[Image.Image]:
     """Decode one latent at a time (peak memory of a single image), to RGB images."""
+    return [to_image(_decode_one(vae, latent)[0]) for latent in latents]
+
+
+@torch.no_grad()
+def decode_pixels(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
+    """The VAE's output for `latents`, [B, 3, H, W] float on the CPU, unclamped (about
+    [-1, 1]: A1111's decode_first_stage), one latent at a time."""
+    return torch.cat([_decode_one(vae, latent).cpu() for latent in latents])
+
+
+def _decode_one(vae: torch.nn.Module, latent: torch.Tensor) -> torch.Tensor:
     scale, shift = vae_scaling(vae)
     parameter = next(vae.parameters())
-    images = []
-    for latent in latents:
-        latent = latent[None].to(parameter.device, parameter.dtype) / scale + shift
-        pixels = vae.decode(latent).sample.float()
-        if not torch.isfinite(pixels).all() and parameter.dtype != torch.float32:
-            pixels = vae.float().decode(latent.float()).sample  # fp16 VAE overflow: retry
-            vae.to(parameter.dtype)
-        images.append(to_image(pixels[0]))
-    return images
+    latent = latent[None].to(parameter.device, parameter.dtype) / scale + shift
+    pixels = vae.decode(latent).sample.float()
+    if not torch.isfinite(pixels).all() and parameter.dtype != torch.float32:
+        pixels = vae.float().decode(latent.float()).sample  # fp16 VAE overflow: retry
+        vae.to(parameter.dtype)
+    return pixels
 
 
 def to_image(pixels: torch.Tensor) -> Image.Image:

@@ -19,8 +19,18 @@ latents outside the mask (A1111's CFGDenoiser: after the prediction for k-diffus
 samplers, on the input for timestep samplers), and so do the final latents. 9-channel
 inpainting models see the masked image and the mask (weighted by "Conditional mask
 weight"). The decoded image gets the input's pixels pasted back over everything the mask
-does not cover, so those pixels are exactly the input's. Batches, seeds, LoRA, the refiner,
-previews, interrupt and skip work as in txt2img (`sdtui.engine.batches`).
+does not cover, so those pixels are exactly the input's. Soft inpainting
+(`sdtui.engine.soft_inpainting`) keeps the mask's grey levels, blends the init latents in
+by them at every call, skips the final blend, and pastes the input back where the latents
+changed little instead. instruct-pix2pix (8-channel) models see the input's latents and
+run A1111's three-branch guidance with the "Image CFG Scale" (`sdtui.engine.edit_model`).
+Batches, seeds, LoRA, the refiner, previews, interrupt and skip work as in txt2img
+(`sdtui.engine.batches`).
+
+"Extra noise" (A1111's img2img_extra_noise) adds the seed's noise x that much more to the
+starting latents. "Color correction" (img2img_color_correction) matches each decoded image's
+colours to its input's (`sdtui.engine.color_correction`), after face restoration and before
+the overlay, in A1111's order.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ from PIL import Image
 from sdtui.core.discrete import DiscreteSchedule
 from sdtui.core.noise import ImageRNG, image_seeds
 from sdtui.engine.batches import GeneratedImage, check_other_models, run_batches
+from sdtui.engine.color_correction import color_corrections
+from sdtui.engine.edit_model import edit_conditioning
 from sdtui.engine.images import encode_images, to_tensor
 from sdtui.engine.img2img_inputs import (
     Img2ImgInputs,
@@ -47,6 +59,14 @@ from sdtui.engine.networks import lora_hashes_extra, pass_networks
 from sdtui.engine.options import EngineOptions
 from sdtui.engine.passes import LATENT_FACTOR, PassRun, denoise_pass, pass_rng
 from sdtui.engine.sampling import plan_sigmas, second_order_calls
+from sdtui.engine.soft_inpainting import (
+    SoftBlend,
+    SoftInpainting,
+    overlay_bases,
+    soft_latent_mask,
+    soft_overlays,
+    unrounded_mask,
+)
 from sdtui.engine.txt2img import first_pass_prompts
 from sdtui.engine.upscale import (
     img2img_noise_level,
@@ -61,22 +81,30 @@ class LatentMaskDenoiser:
     """The guided denoiser with the init latents kept where `repaint` is 0: blended into
     the prediction (k-diffusion samplers), or into the input, scaled to the step's noise
     level, with the sampler's own eps kept (timestep samplers, which A1111 blends before
-    the model in the variance-preserving scale)."""
+    the model in the variance-preserving scale). `blend(original, current, sigma)` replaces
+    the linear blend (soft inpainting's `SoftBlend`)."""
 
-    def __init__(self, cfg: Any, init: torch.Tensor, repaint: torch.Tensor, before: bool):
+    def __init__(
+        self, cfg: Any, init: torch.Tensor, repaint: torch.Tensor, before: bool, blend: Any = None
+    ):
         self.cfg, self.init, self.repaint, self.before = cfg, init, repaint, before
+        self.blend = blend
+
+    def _blend(self, original: torch.Tensor, current: torch.Tensor, sigma: Any) -> torch.Tensor:
+        if self.blend is not None:
+            return self.blend(original, current, sigma)
+        return current * self.repaint + original * (1 - self.repaint)
 
     @property
     def last_uncond_denoised(self) -> Any:
         return getattr(self.cfg, "last_uncond_denoised", None)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        keep = 1 - self.repaint
         if not self.before:
-            return self.cfg(x, sigma) * self.repaint + self.init * keep
+            return self._blend(self.init, self.cfg(x, sigma), sigma)
         level = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         level = level.reshape(-1, 1, 1, 1) if level.ndim else level
-        blended = x * self.repaint + self.init * (1 + level**2) ** 0.5 * keep
+        blended = self._blend(self.init * (1 + level**2) ** 0.5, x, sigma)
         return self.cfg(blended, sigma) + (x - blended)
 
 
@@ -121,16 +149,22 @@ def img2img(
     options: EngineOptions,
     init_images: Sequence[Image.Image],
     mask: Image.Image | None = None,
+    *,
+    color_references: Sequence[Image.Image] | None = None,
 ) -> list[GeneratedImage]:
     """`batch_count x batch_size` images from `init_images` (one, or one per batch item)
     and an optional inpainting `mask` (white = repaint). `options` as for txt2img; its
     `img2img_upscaler` enlarges the inputs (A1111's "Upscaler for img2img"; None: Lanczos),
-    working in `upscaler_tile` tiles, and `img2img_background` replaces transparency."""
+    working in `upscaler_tile` tiles, and `img2img_background` replaces transparency.
+    `color_references`: what colour correction matches (default: the prepared inputs;
+    Loopback passes its first input)."""
     if params.seed < 0 or params.variation_seed < 0:
         raise ValueError("img2img needs resolved seeds (sdtui.params.validate.resolve)")
     sampler = options.samplers.get(params.sampler)
     params = dataclasses.replace(params, sampler=sampler.name, enable_hires=False)
     check_other_models(params, options.other_models)
+    soft = SoftInpainting.from_params(params)  # A1111's soft inpainting: the mask unrounded
+    mask = unrounded_mask(mask) if soft is not None and mask is not None else mask
     resize_upscaler = options.img2img_upscaler
     inputs = prepare_inputs(
         params, init_images, mask, upscaler=resize_upscaler, check=options.check,
@@ -161,6 +195,8 @@ def img2img(
     calls = second_order_calls(sampler, params.steps)
     first_networks, _ = pass_networks(params, options.networks)
     prepared: list[_Prepared] = []
+    soft_bases: list[Image.Image] = []  # soft inpainting: the inputs, unmasked
+    batch_overlays: list[Image.Image] = []  # soft inpainting: this batch's overlays
 
     def prepare(run: PassRun) -> _Prepared:
         """The init latents, encoded once by the run's own model (tiling as it runs)."""
@@ -168,7 +204,8 @@ def img2img(
             init, pixels = _init_latents(run.active.model.vae, inputs, params, params.batch_size)
             repaint = None
             if inputs.mask is not None:
-                repaint = latent_mask(inputs.mask, *init.shape[2:]).to(init.device)
+                make_mask = latent_mask if soft is None else soft_latent_mask
+                repaint = make_mask(inputs.mask, *init.shape[2:]).to(init.device)
                 init = _masked_content(init, repaint, params)
             prepared.append(_Prepared(init, repaint, pixels))
         return prepared[0]
@@ -181,28 +218,49 @@ def img2img(
         noise = rng.first().to(state.init.device, torch.float32)
         multiplier = params.initial_noise_multiplier
         noise = noise * (1.0 if multiplier is None else multiplier)
-        x = noised_latents(state.init, noise, level, float(sigmas[0]))
+        extra = params.img2img_extra_noise or 0.0
+        x = noised_latents(state.init, noise, level, float(sigmas[0]), extra)
         wrap = None
         if state.repaint is not None:
             repaint = state.repaint
 
             def wrap(cfg: Any, used: Any) -> Any:
                 before = bool(getattr(used, "timestep_sampler", False))
-                return LatentMaskDenoiser(cfg, state.init, repaint, before)
+                blend = SoftBlend(soft, repaint, before) if soft is not None else None
+                return LatentMaskDenoiser(cfg, state.init, repaint, before, blend)
 
         latents = denoise_pass(
             run, sampler, sigmas, x, first_pass_prompts(params, len(seeds), calls),
             (params.width, params.height), seeds, rng, True,
             conditioning=_conditioning(state, inputs, params), wrap=wrap,
         )  # fmt: skip
-        if state.repaint is not None:
+        if state.repaint is not None and soft is None:
             latents = latents * state.repaint + state.init * (1 - state.repaint)
+        elif state.repaint is not None and soft is not None and inputs.overlays:
+            # soft inpainting: no final blend; the overlays follow how much the latents changed
+            if not soft_bases:
+                soft_bases.extend(overlay_bases(
+                    params, init_images, inputs.paste_to, resize_upscaler,
+                    options.img2img_background, check=options.check, tile=options.upscaler_tile,
+                    overlap=options.upscaler_tile_overlap,
+                ))  # fmt: skip
+            batch_overlays[:] = soft_overlays(
+                soft, state.repaint, state.init, latents, soft_bases, params.width,
+                params.height, inputs.paste_to,
+            )  # fmt: skip
         return latents
 
+    corrections = None
+    if params.img2img_color_correction:
+        corrections = color_corrections(color_references or inputs.images)
+
     def finish(image: Image.Image, offset: int) -> Image.Image:
+        if corrections:
+            image = corrections[offset % len(corrections)].apply(image)
         if not inputs.overlays:
             return image
         overlay = inputs.overlays[offset % len(inputs.overlays)]
+        overlay = batch_overlays[offset] if offset < len(batch_overlays) else overlay
         return apply_overlay(
             image, overlay, inputs.paste_to, resize_upscaler, tile=options.upscaler_tile,
             overlap=options.upscaler_tile_overlap,
@@ -213,6 +271,8 @@ def img2img(
         "masked": mask is not None,
         "mask_dropped": inputs.dropped,
         "inpainting_conditioning": bool(model.family.inpainting),
+        "edit_model": bool(model.family.edit),
+        "init_image_hash": options.init_image_hash,
     }
     return run_batches(
         model, params, options, sampler, plan, sample,
@@ -222,11 +282,16 @@ def img2img(
 
 
 def _conditioning(state: _Prepared, inputs: Img2ImgInputs, params: GenerationParams) -> Any:
-    """An inpainting model's conditioning from the prepared images and the mask."""
+    """An inpainting model's conditioning from the prepared images and the mask (an
+    instruct-pix2pix model's: the images' unscaled latents)."""
     weight = 1.0 if params.inpainting_mask_weight is None else params.inpainting_mask_weight
     size = (int(state.init.shape[2]), int(state.init.shape[3]))
+    rounded = not params.soft_inpainting  # soft inpainting: the model sees the grey levels too
 
     def make(model: Any, images: int, height: int, width: int) -> torch.Tensor:
-        return inpainting_conditioning(model.vae, state.pixels[:images], inputs.mask, weight, size)
+        pixels = state.pixels[:images]
+        if model.family.edit:
+            return edit_conditioning(model.vae, pixels, size)
+        return inpainting_conditioning(model.vae, pixels, inputs.mask, weight, size, rounded)
 
     return make

@@ -153,15 +153,17 @@ def inpainting_conditioning(
     mask: Image.Image | None,
     weight: float,
     latent_size: tuple[int, int],
+    rounded: bool = True,
 ) -> torch.Tensor:
     """An inpainting model's image conditioning for [B, 3, H, W] pixels in [-1, 1]: the
-    rounded mask (all ones without one) at latent size before the latents of the image with
-    the masked area blanked out by `weight` (A1111's "Conditional mask weight")."""
+    mask (all ones without one; rounded to 0 / 1 unless `rounded` is False, as soft
+    inpainting asks) at latent size before the latents of the image with the masked area
+    blanked out by `weight` (A1111's "Conditional mask weight")."""
     if mask is None:
         binary = torch.ones(1, 1, *pixels.shape[2:])
     else:
         binary = torch.from_numpy(np.asarray(mask.convert("L"), dtype=np.float32) / 255)
-        binary = torch.round(binary)[None, None]
+        binary = (torch.round(binary) if rounded else binary)[None, None]
     masked = torch.lerp(pixels, pixels * (1.0 - binary), weight)
     latents = encode_images(vae, masked).float()
     binary = binary.to(latents.device)

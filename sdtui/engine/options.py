@@ -50,13 +50,18 @@ class EngineOptions:
     `other_models`: loaders for the hires checkpoint and the refiner the request names.
     `hires_refiner_pass`: A1111's "Hires fix: which pass to enable refiner for".
     `sdxl_crop`: SDXL's crop conditioning (top, left), A1111's sdxl_crop_top / _left.
+    `refiner_aesthetic`: the SDXL refiner's aesthetic scores (negative prompt, prompt),
+    A1111's sdxl_refiner_low_aesthetic_score / _high_aesthetic_score.
     `upscaler_tile` / `upscaler_tile_overlap`: A1111's ESRGAN_tile / ESRGAN_tile_overlap,
     the tiles every tiled upscaler of the run works in (0: no tiling).
     `img2img_upscaler`: enlarges img2img's inputs (A1111's "Upscaler for img2img"; None:
     Lanczos). `img2img_background`: what transparency in img2img's inputs becomes.
     `face_restorer`: what "Restore faces" (`params.restore_faces`) runs on every decoded
     image, before img2img's overlay (A1111's order); `face_restoration_model` names it in
-    the infotext ("Face restoration: CodeFormer")."""
+    the infotext ("Face restoration: CodeFormer"). `init_image_hash`: the md5 of the init
+    image the job saved (A1111's save_init_img), written as "Init image hash".
+    `keep_before` / `on_intermediate`: the copies A1111's save_images_before_highres_fix and
+    save_images_before_face_restoration save, called before the image's own `on_image`."""
 
     samplers: Any
     schedules: Any
@@ -71,12 +76,25 @@ class EngineOptions:
     other_models: OtherModels = field(default_factory=OtherModels)
     hires_refiner_pass: str = DEFAULT_HIRES_REFINER_PASS
     sdxl_crop: tuple[int, int] = (0, 0)
+    refiner_aesthetic: tuple[float, float] = (2.5, 6.0)  # (negative prompt, prompt)
     upscaler_tile: int = DEFAULT_TILE
     upscaler_tile_overlap: int = DEFAULT_OVERLAP
     img2img_upscaler: Any = None
     img2img_background: str = BACKGROUND
     face_restorer: Callable[[Any], Any] | None = None  # PIL image -> restored PIL image
     face_restoration_model: str | None = None  # its name, for the infotext
+    init_image_hash: str | None = None  # img2img: the saved init image's md5
+    # A1111's save_images_before_*: which in-between images to hand to `on_intermediate`
+    # ("highres fix", "face restoration"), each with its image's infotext and a file suffix
+    keep_before: frozenset[str] = frozenset()
+    on_intermediate: Callable[[GeneratedImage, str], None] | None = None
+
+    def copy_suffix(self, stage: str) -> str | None:
+        """The file suffix of the copy before `stage` ("-before-highres-fix") when the run
+        keeps one, else None."""
+        if stage in self.keep_before and self.on_intermediate is not None:
+            return "-before-" + stage.replace(" ", "-")
+        return None
 
     @property
     def check(self) -> Callable[[], None] | None:

@@ -11,8 +11,8 @@ active, so the refiner can encode the prompts again when it takes over.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from sdtui.core.denoisers import DiscreteDenoiser
 from sdtui.core.discrete import DiscreteSchedule
 from sdtui.core.noise import ImageRNG
 from sdtui.engine.conditioning import PromptEncoder, cond_at, multicond_at
+from sdtui.engine.edit_model import EDIT_NEEDS_AN_IMAGE
 from sdtui.engine.images import encode_images
 from sdtui.engine.model_switch import ActiveModel, Checkpoint, named_checkpoint
 from sdtui.engine.options import EngineOptions
@@ -37,6 +38,7 @@ LATENT_FACTOR = 8
 Encode = Callable[[PromptEncoder], tuple[Any, Any]]
 # an inpainting model's image conditioning: (model, images, pixel height, pixel width) ->
 # [images, 1 + latent channels, height / 8, width / 8], the mask before the image latents
+# (an instruct-pix2pix model's: the image's latents only, `sdtui.engine.edit_model`)
 ImageConditioning = Callable[[Any, int, int, int], torch.Tensor]
 # wraps the guided denoiser before sampling: wrap(cfg, sampler) (img2img's latent mask)
 WrapDenoiser = Callable[[Any, Any], Any]
@@ -71,6 +73,16 @@ class PassRun:
     params: GenerationParams
     options: EngineOptions
     refined: bool = False  # the refiner took over in some pass (A1111 says so from then on)
+    # this batch's in-between images by position: (image, suffix), e.g. before hires fix
+    intermediates: dict[int, list[tuple[Any, str]]] = field(default_factory=dict)
+
+    def keep(self, stage: str, images: Sequence[Any]) -> None:
+        """Hold `images` (this batch's, in order) as the copies before `stage`, when the
+        options ask for them (A1111's save_images_before_*)."""
+        suffix = self.options.copy_suffix(stage)
+        if suffix is not None:
+            for offset, image in enumerate(images):
+                self.intermediates.setdefault(offset, []).append((image, suffix))
 
     @property
     def hires_checkpoint(self) -> Checkpoint | None:
@@ -133,7 +145,9 @@ def _guidance(
     cond, uncond = encode(run.active.encoder)
     width, height = size
     image_conditioning = None
-    if model.family.inpainting:
+    if model.family.edit and conditioning is None:
+        raise ValueError(EDIT_NEEDS_AN_IMAGE)
+    if model.family.inpainting or model.family.edit:
         pixel_height, pixel_width = x.shape[2] * LATENT_FACTOR, x.shape[3] * LATENT_FACTOR
         make = conditioning or _inpainting_conditioning
         image_conditioning = make(model, images, pixel_height, pixel_width)
@@ -143,7 +157,12 @@ def _guidance(
         inputs: dict[str, Any] = {}
         if model.family.is_sdxl:
             inputs["time_ids"] = sdxl_time_ids(
-                width, height, is_uncond, refiner=refiner, crop=run.options.sdxl_crop
+                width,
+                height,
+                is_uncond,
+                refiner=refiner,
+                crop=run.options.sdxl_crop,
+                scores=run.options.refiner_aesthetic,
             )
         if image_conditioning is not None:
             inputs["image_conditioning"] = image_conditioning[rows]
@@ -155,6 +174,11 @@ def _guidance(
         model.family.prediction_type or "epsilon",
     )
     return denoiser, lambda step: (*multicond_at(cond, step), cond_at(uncond, step)), extra_inputs
+
+
+def _image_cfg_scale(run: PassRun) -> float | None:
+    """A1111's Image CFG Scale, for an instruct-pix2pix model only (None otherwise)."""
+    return run.params.image_cfg_scale if run.active.model.family.edit else None
 
 
 def denoise_pass(
@@ -185,6 +209,7 @@ def denoise_pass(
                 cfg.denoiser, cfg.conditions, cfg.extra_inputs = _guidance(
                     run, encode, size, x, len(seeds), conditioning
                 )
+                cfg.image_cfg_scale = _image_cfg_scale(run)
                 run.refined = True
 
         cfg: CFGDenoiser = RefinerCFGDenoiser(
@@ -195,6 +220,7 @@ def denoise_pass(
         )  # fmt: skip
     else:
         cfg = CFGDenoiser(denoiser, conditions, scale, extra_inputs)
+    cfg.image_cfg_scale = _image_cfg_scale(run)
 
     def callback(info: Any) -> None:
         if context is not None:

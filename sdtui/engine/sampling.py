@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from sdtui.core.discrete import DiscreteSchedule
+from sdtui.engine.edit_model import edit_denoised, uses_edit_guidance
 
 AUTOMATIC = "Automatic"
 UNIFORM = "Uniform"
@@ -103,7 +104,9 @@ class CFGDenoiser:
     (row, weight) pairs of its AND sub-prompts in the cond batch), the cond batch and the
     uncond batch, each a `Conditioning`-like object with `context` (and `pooled`).
     `extra_inputs(images, is_uncond)` adds per-row model inputs (inpainting image
-    conditioning, SDXL size conditioning) given each row's image index and kind."""
+    conditioning, SDXL size conditioning) given each row's image index and kind.
+    `image_cfg_scale`: set for an instruct-pix2pix model only; away from 1 it runs A1111's
+    three-branch guidance (`sdtui.engine.edit_model`)."""
 
     def __init__(
         self,
@@ -118,12 +121,21 @@ class CFGDenoiser:
         self.extra_inputs = extra_inputs
         self.step = 0
         self.last_uncond_denoised: torch.Tensor | None = None
+        self.image_cfg_scale: float | None = None
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         groups, cond, uncond = self.conditions(self.step)
         sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
         if sigma.ndim == 0:
             sigma = sigma.expand(x.shape[0])
+        image_cfg_scale = self.image_cfg_scale
+        if image_cfg_scale is not None and uses_edit_guidance(image_cfg_scale):
+            denoised, self.last_uncond_denoised = edit_denoised(
+                self.denoiser, self._extra, x, sigma, groups, cond, uncond,
+                self.cfg_scale, image_cfg_scale,
+            )  # fmt: skip
+            self.step += 1
+            return denoised
         rows = [index for index, group in enumerate(groups) for _ in group]
         images = torch.tensor(rows + list(range(len(x))))
         is_uncond = torch.arange(len(images)) >= len(rows)

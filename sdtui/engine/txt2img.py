@@ -31,10 +31,17 @@ from sdtui.core.extra_networks import strip_extra_networks
 from sdtui.core.prompt_parser import strip_comments
 from sdtui.engine.batches import GeneratedImage, check_other_models, run_batches
 from sdtui.engine.conditioning import PromptEncoder
-from sdtui.engine.images import decode_latents, encode_images, to_tensor
+from sdtui.engine.images import decode_latents, decode_pixels, encode_images, to_tensor
+from sdtui.engine.img2img_inputs import inpainting_conditioning
 from sdtui.engine.networks import lora_hashes_extra, pass_networks
 from sdtui.engine.options import EngineOptions, ModelFacts
-from sdtui.engine.passes import LATENT_FACTOR, PassRun, denoise_pass, pass_rng
+from sdtui.engine.passes import (
+    LATENT_FACTOR,
+    ImageConditioning,
+    PassRun,
+    denoise_pass,
+    pass_rng,
+)
 from sdtui.engine.refiner import refiner_in_pass
 from sdtui.engine.sampling import plan_sigmas, second_order_calls
 from sdtui.engine.upscale import (
@@ -139,9 +146,16 @@ def _hires_pass(
         params.hires_resize_width,
         params.hires_resize_height,
     )
+    source = None  # what an inpainting model's hires conditioning starts from (see below)
+    first = None  # the first pass's pictures, decoded only when something needs them
+    if run.options.copy_suffix("highres fix") is not None:
+        first = decode_latents(active.model.vae, latents)
+        run.keep("highres fix", first)  # A1111's save_images_before_highres_fix
     if params.hires_upscaler in LATENT_MODES:
         latents = upscale_latents(latents, params.hires_upscaler, target.height, target.width)
         active.switch(hires_model, networks)
+        if _conditions_on_the_image(active.model, params):
+            source = decode_pixels(active.model.vae, latents)
     else:
         options = run.options
         if options.upscalers is None:
@@ -150,11 +164,12 @@ def _hires_pass(
         tile, overlap = options.upscaler_tile, options.upscaler_tile_overlap
         images = [
             resize_to(image, *target[:2], upscaler, tile=tile, overlap=overlap, check=options.check)
-            for image in decode_latents(active.model.vae, latents)
+            for image in first or decode_latents(active.model.vae, latents)
         ]
         active.switch(hires_model, networks)
         pixels = torch.stack([to_tensor(i) for i in images])
         latents = encode_images(active.model.vae, pixels).float()
+        source = (pixels + 1) / 2  # A1111 1.10 hands these over in [0, 1], not [-1, 1]
     latents = truncate(latents, target)
     height, width = latents.shape[2] * LATENT_FACTOR, latents.shape[3] * LATENT_FACTOR
     sampler = run.options.samplers.get(params.hires_sampler or params.sampler)
@@ -185,7 +200,33 @@ def _hires_pass(
         return cond, uncond
 
     rng = pass_rng(run, seeds, subseeds, width, height)
-    x = noised_latents(latents, rng.first().float(), level, float(sigmas[0]))
+    extra = params.img2img_extra_noise or 0.0  # A1111 adds it in hires fix's pass too
+    x = noised_latents(latents, rng.first().float(), level, float(sigmas[0]), extra)
     size = (target.width, target.height)  # A1111 conditions SDXL on the size before cropping
     refine = refiner_in_pass(True, True, run.options.hires_refiner_pass)
-    return denoise_pass(run, sampler, sigmas, x, encode, size, seeds, rng, refine)
+    conditioning = None
+    if source is not None and _conditions_on_the_image(active.model, params):
+        conditioning = _hires_conditioning(source, params.inpainting_mask_weight)
+    return denoise_pass(
+        run, sampler, sigmas, x, encode, size, seeds, rng, refine, conditioning=conditioning
+    )
+
+
+def _conditions_on_the_image(model: Any, params: GenerationParams) -> bool:
+    """A1111's hires pass on an inpainting model conditions on the upscaled image when the
+    "Conditional mask weight" is below 1 (at 1 the image is blanked out: txt2img's grey)."""
+    weight = params.inpainting_mask_weight
+    return bool(model.family.inpainting) and weight is not None and weight < 1.0
+
+
+def _hires_conditioning(source: torch.Tensor, weight: float | None) -> ImageConditioning:
+    """The hires pass's inpainting conditioning: the whole image masked, its pixels kept by
+    1 - weight (A1111's img2img_image_conditioning without a mask). `source`: the decoded
+    upscaled latents in [-1, 1] (latent upscale), or the upscaled images in [0, 1] (pixel
+    upscale: A1111 1.10 passes them unconverted)."""
+
+    def make(model: Any, images: int, height: int, width: int) -> torch.Tensor:
+        latent_size = (height // LATENT_FACTOR, width // LATENT_FACTOR)
+        return inpainting_conditioning(model.vae, source, None, float(weight or 0.0), latent_size)
+
+    return make

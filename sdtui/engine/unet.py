@@ -52,13 +52,16 @@ def sdxl_time_ids(
     *,
     refiner: bool = False,
     crop: tuple[int, int] = (0, 0),
+    scores: tuple[float, float] = (REFINER_NEGATIVE_AESTHETIC_SCORE, REFINER_AESTHETIC_SCORE),
 ) -> torch.Tensor:
     """Per row: original size (h, w), crop (top, left), then the target size (base) or the
-    aesthetic score (refiner: high for prompts, low for negative prompts), as A1111 sends."""
+    aesthetic score (refiner: `scores` = (negative prompts', prompts'), A1111's
+    sdxl_refiner_low / high_aesthetic_score), as A1111 sends."""
+    low, high = scores
     rows = []
     for uncond in is_uncond.tolist():
         if refiner:
-            score = REFINER_NEGATIVE_AESTHETIC_SCORE if uncond else REFINER_AESTHETIC_SCORE
+            score = low if uncond else high
             rows.append([height, width, crop[0], crop[1], score])
         else:
             rows.append([height, width, crop[0], crop[1], height, width])

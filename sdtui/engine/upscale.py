@@ -116,14 +116,18 @@ def img2img_noise_level(sigmas: torch.Tensor, total: int, t_enc: int) -> float:
 
 
 def noised_latents(
-    latents: torch.Tensor, noise: torch.Tensor, level: float, first: float
+    latents: torch.Tensor, noise: torch.Tensor, level: float, first: float, extra: float = 0.0
 ) -> torch.Tensor:
     """The sampler's starting x: `latents` + `noise` x `level`, as the sampler sees it at
     its first sigma `first`. When the two differ (A1111's timestep samplers) the model is
     given the variance-preserving latents of noise level `level`, sqrt(a) x latents +
     sqrt(1 - a) x noise, at the timestep of `first`: x is scaled so that x / sqrt(1 +
-    first^2), the model's input, is exactly that."""
+    first^2), the model's input, is exactly that. `extra` (A1111's img2img_extra_noise)
+    adds `noise` x `extra` more: to x for k-diffusion samplers, sqrt(a) x that to the
+    variance-preserving latents for timestep samplers, the same in either scale."""
     x = latents + noise * level
+    if extra:
+        x = x + noise * extra
     if level != first:
         x = x * ((1 + first**2) / (1 + level**2)) ** 0.5
     return x

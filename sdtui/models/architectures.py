@@ -64,7 +64,8 @@ def shipped_config(architecture: str, component: str) -> dict[str, Any]:
 
 
 def family_configs(family: Family) -> dict[str, dict[str, Any]]:
-    """Full-size configs for every component of a family (9 input channels for inpainting)."""
+    """Full-size configs for every component of a family (9 input channels for inpainting,
+    8 for instruct-pix2pix)."""
     configs = {name: shipped_config(family.architecture, name) for name in family.components}
     configs["unet"]["in_channels"] = family.in_channels
     return configs

@@ -2,8 +2,9 @@
 
 A single-file checkpoint in the original LDM/CompVis layout says which family it is through
 its key names (which text encoders it carries, where) and a few shapes (the UNet's input
-channels). `detect_family(shapes, metadata)` reads only names and shapes (a safetensors
-header is enough) and returns a `Family`.
+channels: 4, 9 for inpainting, 8 for instruct-pix2pix, which A1111 knows for SD1 only).
+`detect_family(shapes, metadata)` reads only names and shapes (a safetensors header is
+enough) and returns a `Family`.
 
 What shapes cannot say comes from safetensors metadata keys that sdtui writes and reads:
 
@@ -104,6 +105,12 @@ class Family:
         return self.in_channels == 9
 
     @property
+    def edit(self) -> bool:
+        """An instruct-pix2pix model (A1111's `cond_stage_key: edit`): the image to edit's
+        latents are its 4 more input channels."""
+        return self.in_channels == 8
+
+    @property
     def is_sdxl(self) -> bool:
         return self.architecture.startswith("sdxl")
 
@@ -134,6 +141,7 @@ FAMILIES: dict[str, Family] = {
     for family in (
         Family("sd1", "SD1.x", "sd1"),
         Family("sd1-inpaint", "SD1.x inpainting", "sd1", in_channels=9),
+        Family("sd1-pix2pix", "SD1.x instruct-pix2pix", "sd1", in_channels=8),
         Family("sd2", "SD2.x", "sd2", prediction_type=None, native_size=None),
         Family("sd2-inpaint", "SD2.x inpainting", "sd2", in_channels=9),
         Family("sdxl", "SDXL", "sdxl", native_size=1024),
@@ -204,12 +212,14 @@ def _family_for(architecture: str, in_channels: int) -> Family:
         return FAMILIES[architecture]
     if in_channels == 9 and f"{architecture}-inpaint" in FAMILIES:
         return FAMILIES[f"{architecture}-inpaint"]
+    if in_channels == 8 and f"{architecture}-pix2pix" in FAMILIES:
+        return FAMILIES[f"{architecture}-pix2pix"]
     hint = (
-        " (8 channels is instruct-pix2pix, which sdtui does not load)" if in_channels == 8 else ""
+        " (8 channels is instruct-pix2pix, which exists for SD1 only)" if in_channels == 8 else ""
     )
     raise FamilyDetectionError(
         f"unsupported {architecture} UNet with {in_channels} input channels{hint}; supported: "
-        "4 (text-to-image) and 9 (inpainting: SD1, SD2, SDXL base)"
+        "4 (text-to-image), 9 (inpainting: SD1, SD2, SDXL base) and 8 (instruct-pix2pix: SD1)"
     )
 
 

@@ -34,19 +34,29 @@ LEGACY_SCHEDULE_SUFFIXES = (
     "Align Your Steps", "Simple", "Normal", "DDIM", "Beta",
 )  # fmt: skip
 
+# Soft inpainting's fields, in A1111's key order (its script adds them before p.init).
+SOFT_INPAINTING = (
+    "soft_inpainting", "soft_inpainting_schedule_bias", "soft_inpainting_preservation_strength",
+    "soft_inpainting_transition_contrast_boost", "soft_inpainting_mask_influence",
+    "soft_inpainting_difference_threshold", "soft_inpainting_difference_contrast",
+)  # fmt: skip
+SOFT_INPAINTING_KEYS = tuple(spec(name).infotext for name in SOFT_INPAINTING)
+
 # A1111's insertion order of the extra keys it derives from the request.
 EXTRA_ORDER = (
     "Hires checkpoint", "Hires sampler", "Hires prompt", "Hires negative prompt",
     "Hires schedule type", "Hires upscale", "Hires resize", "Hires steps", "Hires upscaler",
-    "Refiner", "Refiner switch at", "Mask mode", "Mask blur", "Inpaint area",
-    "Masked area padding", "Masked content", "Lora hashes", "TI hashes", "Emphasis",
-    "Noise multiplier", "Eta", "Eta DDIM",
+    "Refiner", "Refiner switch at", "Mask mode", "Mask blur", *SOFT_INPAINTING_KEYS,
+    "Inpaint area", "Masked area padding", "Masked content", "Lora hashes", "TI hashes", "Emphasis",
+    "Noise multiplier", "Extra noise", "Eta", "Eta DDIM",
     "Sigma churn", "Sigma tmin", "Sigma tmax", "Sigma noise", "Schedule min sigma",
     "Schedule max sigma", "Schedule rho",
 )  # fmt: skip
 
 # Keys that describe the run but are not request parameters.
-INFO_KEYS = ("Model hash", "VAE hash", "Version", "User", "Lora hashes", "TI hashes")
+INFO_KEYS = (
+    "Model hash", "VAE hash", "Version", "User", "Lora hashes", "TI hashes", "Init image hash",
+)  # fmt: skip
 
 # Infotext keys that carry two fields as "WxH".
 SIZE_KEYS = {
@@ -76,7 +86,9 @@ class RunFacts:
     masked: bool = False  # an inpainting mask was given
     mask_dropped: bool = False  # Only masked found nothing to repaint: plain img2img ran
     inpainting_conditioning: bool = False  # an inpainting (9-channel) model ran
+    edit_model: bool = False  # an instruct-pix2pix model ran img2img ("Image CFG scale")
     face_restoration: str | None = None  # the face restorer "Restore faces" used
+    init_image_hash: str | None = None  # md5 of the saved init image (A1111's save_init_img)
 
 
 def _unless_default(name: str, value: Any) -> Any:
@@ -104,6 +116,7 @@ def _hires_values(params: GenerationParams) -> dict[str, Any]:
         else None,
         "Hires steps": params.hires_steps or None,
         "Hires upscaler": params.hires_upscaler,
+        "Extra noise": _extra_noise(params),
     }
     if params.hires_resize_width == 0 and params.hires_resize_height == 0:
         values["Hires upscale"] = params.hires_scale
@@ -124,14 +137,29 @@ def _img2img_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]
     return {
         "Denoising strength": params.denoising_strength,
         "Mask mode": params.mask_mode if inverted else None,
-        "Mask blur": params.mask_blur if facts.masked and params.mask_blur > 0 else None,
+        # A1111's img2img tab writes it whenever a mask is given, 0 included
+        "Mask blur": params.mask_blur if facts.masked else None,
         "Inpaint area": params.inpaint_area if only_masked else None,
         "Masked area padding": params.inpaint_full_res_padding if only_masked else None,
         "Masked content": params.inpainting_fill if filled else None,
         "Noise multiplier": _unless_default(
             "initial_noise_multiplier", params.initial_noise_multiplier
         ),
+        "Extra noise": _extra_noise(params),
     }
+
+
+def _extra_noise(params: GenerationParams) -> float | None:
+    """A1111 writes "Extra noise" wherever it added some: img2img and hires fix's pass."""
+    extra = params.img2img_extra_noise
+    return extra if extra is not None and extra > 0 else None
+
+
+def _soft_inpainting_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]:
+    """A1111's soft inpainting keys: all seven whenever it is on and a mask was given."""
+    if not (params.soft_inpainting and facts.img2img and facts.masked):
+        return {}
+    return {spec(name).infotext: getattr(params, name) for name in SOFT_INPAINTING}  # type: ignore[misc]
 
 
 def _mask_weight(params: GenerationParams, facts: RunFacts) -> str | None:
@@ -154,6 +182,7 @@ def infotext_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]
         "Sampler": params.sampler,
         "Schedule type": facts.schedule_label or params.schedule,
         "CFG scale": params.cfg_scale,
+        "Image CFG scale": params.image_cfg_scale if facts.edit_model else None,
         "Seed": facts.seed,
         "Face restoration": (facts.face_restoration or "True") if params.restore_faces else None,
         "Size": f"{params.width}x{params.height}",
@@ -168,10 +197,12 @@ def infotext_values(params: GenerationParams, facts: RunFacts) -> dict[str, Any]
         ),
         "Clip skip": _unless_default("clip_skip", params.clip_skip),
         "ENSD": _unless_default("ensd", params.ensd) if facts.uses_ensd else None,
+        "Init image hash": facts.init_image_hash,
         "RNG": _unless_default("rng", params.rng),
         "Tiling": "True" if params.tiling else None,
         **_hires_values(params),
         **_img2img_values(params, facts),
+        **_soft_inpainting_values(params, facts),
         "Conditional mask weight": _mask_weight(params, facts),
         "Refiner": params.refiner_checkpoint,
         "Refiner switch at": params.refiner_switch_at if params.refiner_checkpoint else None,
@@ -257,6 +288,9 @@ def params_from_infotext(text: str) -> ParsedParams:
     _resolve_legacy_sampler(values, parsed.values)
     if "Hires upscale" in parsed.values or "Hires resize" in parsed.values:
         values["enable_hires"] = True
+    restorer = parsed.values.get("Face restoration", "").strip()
+    if values.get("restore_faces") and restorer.casefold() not in ("true", "1", "yes"):
+        values["face_restoration_model"] = restorer  # A1111 names the restorer it ran
     return ParsedParams(values, info, unknown)
 
 

@@ -593,6 +593,17 @@ class GenerationParams:
             a1111_default=False,
         ),
     )
+    face_restoration_model: str | None = param(
+        None,
+        Spec(
+            "Face restoration model",
+            'What "Restore faces" runs (GFPGAN, CodeFormer or a plugin\'s); unset: the '
+            'setting. The infotext\'s "Face restoration" names it.',
+            ADVANCED,
+            choices="face_restorers",
+            setting="face_restoration_model",
+        ),
+    )
     # -- img2img and inpainting (A1111's img2img tab; "Denoising strength" is the field above,
     # A1111's one key for both: its default is 0.7 for hires fix, 0.75 in img2img, see
     # IMG2IMG_DEFAULTS) ------------------------------------------------------------------------
@@ -628,6 +639,45 @@ class GenerationParams:
             step=0.001,
             setting="initial_noise_multiplier",
             a1111_default=1.0,
+        ),
+    )
+    img2img_extra_noise: float | None = param(
+        None,
+        Spec(
+            "Extra noise multiplier for img2img and hires fix",
+            "Adds this much more of the seed's noise to the starting latents of img2img and "
+            "of hires fix's second pass (0: none).",
+            IMG2IMG,
+            infotext="Extra noise",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.01,
+            setting="img2img_extra_noise",
+            a1111_default=0.0,
+        ),
+    )
+    img2img_color_correction: bool | None = param(
+        None,
+        Spec(
+            "Apply color correction to img2img results to match original colors",
+            "Matches each result's colour histograms (in CIELAB) to the input's, keeping the "
+            "result's own lightness. Not written into the infotext (A1111 does not).",
+            IMG2IMG,
+            setting="img2img_color_correction",
+        ),
+    )
+    image_cfg_scale: float = param(
+        1.5,
+        Spec(
+            "Image CFG Scale",
+            "instruct-pix2pix checkpoints only: how closely the result keeps to the input "
+            "image (1: ordinary guidance). Written into the infotext only when such a model "
+            "ran, as A1111 does.",
+            IMG2IMG,
+            infotext="Image CFG scale",
+            minimum=0.0,
+            maximum=3.0,
+            step=0.05,
         ),
     )
     mask_blur: int = param(
@@ -697,6 +747,91 @@ class GenerationParams:
             step=0.01,
             setting="inpainting_mask_weight",
             a1111_default=1.0,  # what a missing key means
+        ),
+    )
+    # -- soft inpainting (A1111's built-in "Soft inpainting" script; sdtui.engine.soft_inpainting)
+    soft_inpainting: bool = param(
+        False,
+        Spec(
+            "Soft inpainting",
+            "Blend the original into the result by the mask's grey levels (use a high mask "
+            "blur), and paste the input back where the image changed little.",
+            INPAINT,
+            infotext="Soft inpainting enabled",
+        ),
+    )
+    soft_inpainting_schedule_bias: float = param(
+        1.0,
+        Spec(
+            "Schedule bias",
+            "Shifts when preservation of original content occurs during denoising (below 1: "
+            "near the end; above 1: at the start).",
+            INPAINT,
+            infotext="Soft inpainting schedule bias",
+            minimum=0.0,
+            maximum=8.0,
+            step=0.1,
+        ),
+    )
+    soft_inpainting_preservation_strength: float = param(
+        0.5,
+        Spec(
+            "Preservation strength",
+            "How strongly partially masked content should be preserved.",
+            INPAINT,
+            infotext="Soft inpainting preservation strength",
+            minimum=0.0,
+            maximum=8.0,
+            step=0.05,
+        ),
+    )
+    soft_inpainting_transition_contrast_boost: float = param(
+        4.0,
+        Spec(
+            "Transition contrast boost",
+            "Amplifies the contrast that may be lost in partially masked regions.",
+            INPAINT,
+            infotext="Soft inpainting transition contrast boost",
+            minimum=1.0,
+            maximum=32.0,
+            step=0.5,
+        ),
+    )
+    soft_inpainting_mask_influence: float = param(
+        0.0,
+        Spec(
+            "Mask influence",
+            "How strongly the original mask should bias the difference threshold.",
+            INPAINT,
+            infotext="Soft inpainting mask influence",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.05,
+        ),
+    )
+    soft_inpainting_difference_threshold: float = param(
+        0.5,
+        Spec(
+            "Difference threshold",
+            "How much an image region can change before the original pixels are not blended "
+            "in anymore.",
+            INPAINT,
+            infotext="Soft inpainting difference threshold",
+            minimum=0.0,
+            maximum=8.0,
+            step=0.25,
+        ),
+    )
+    soft_inpainting_difference_contrast: float = param(
+        2.0,
+        Spec(
+            "Difference contrast",
+            "How sharp the transition should be between blended and not blended.",
+            INPAINT,
+            infotext="Soft inpainting difference contrast",
+            minimum=0.0,
+            maximum=8.0,
+            step=0.25,
         ),
     )
 

@@ -37,6 +37,8 @@ SECTIONS = (
 )  # fmt: skip
 
 IMAGE_FORMATS = ("png", "jpg", "webp")
+# sdtui.engine.refiner.HIRES_REFINER_PASSES (not imported: this module loads at start-up)
+HIRES_REFINER_PASSES = ("first pass", "second pass", "both passes")
 GRAPHICS_MODES = ("auto", "kitty", "sixel", "halfblock")  # sdtui.widgets.graphics's
 NOT_USED = "Not used yet."
 
@@ -113,7 +115,7 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
     _setting(
         "samples_format", "File format for images", SAVING, "png",
-        "png keeps the infotext in a text chunk; jpg and webp in EXIF. Grids use it too.",
+        "png keeps the infotext in a text chunk; jpg and webp in EXIF (grids: grid_format).",
         choices=IMAGE_FORMATS,
     ),
     _setting(
@@ -131,20 +133,20 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
     _setting(
         "grid_format", "File format for grids", SAVING, "png",
-        "Grids are written in the images' format for now.", choices=IMAGE_FORMATS, used=False,
+        "Grids (batch grids, X/Y/Z plots) are written in this format.", choices=IMAGE_FORMATS,
     ),
     _setting(
         "jpeg_quality", "Quality for saved jpeg and webp images", SAVING, 80,
-        "1-100; jpg and webp are written at 80 for now.", minimum=1, maximum=100, step=1,
-        used=False,
+        "1-100, for generated images, grids and Extras.", minimum=1, maximum=100, step=1,
     ),
     _setting(
         "enable_pnginfo", "Save generation parameters into image files", SAVING, True,
-        "The infotext in PNG chunks / EXIF; always written for now.", used=False,
+        "The infotext in PNG chunks / EXIF (off: files without parameters; save_txt still "
+        "writes them beside).",
     ),
     _setting(
         "save_txt", "Create a text file with infotext next to every image", SAVING, False,
-        "name.txt beside name.png.", used=False,
+        "name.txt beside name.png.",
     ),
     _setting(
         "use_original_name_batch", "Use original name for output filename during batch "
@@ -154,6 +156,21 @@ _SPECS: tuple[SettingSpec, ...] = (
     _setting(
         "use_upscaler_name_as_suffix", "Use upscaler name as filename suffix in the extras "
         "tab", SAVING, False, "00000-R-ESRGAN 4x+.png.",
+    ),
+    _setting(
+        "save_images_before_face_restoration", "Save a copy of image before doing face "
+        "restoration.", SAVING, False,
+        "NNNNN-<seed>-before-face-restoration.png beside the restored image, same infotext.",
+    ),
+    _setting(
+        "save_images_before_highres_fix", "Save a copy of image before applying highres fix.",
+        SAVING, False,
+        "The first pass's image as NNNNN-<seed>-before-highres-fix.png, same infotext.",
+    ),
+    _setting(
+        "save_init_img", "Save init images when using img2img", SAVING, False,
+        "Each init image as <md5 of its pixels>.png in the init images folder; the "
+        "infotext gets \"Init image hash\".",
     ),
     # -- paths -----------------------------------------------------------------------------
     _setting(
@@ -185,8 +202,12 @@ _SPECS: tuple[SettingSpec, ...] = (
         "outputs/img2img-grids", _OUTDIR_HELP,
     ),
     _setting(
+        "outdir_init_images", "Directory for saving init images when using img2img", PATHS,
+        "outputs/init-images", _OUTDIR_HELP,
+    ),
+    _setting(
         "outdir_save", "Directory for saving images using the Save button", PATHS, "log/images",
-        _OUTDIR_HELP, used=False,
+        _OUTDIR_HELP,
     ),
     _setting(
         "save_to_dirs", "Save images to a subdirectory", PATHS, True,
@@ -216,6 +237,29 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
     _param("rng", STABLE_DIFFUSION),
     _param("tiling", STABLE_DIFFUSION),
+    _setting(
+        "hires_fix_refiner_pass", "Hires fix: which pass to enable refiner for",
+        STABLE_DIFFUSION, "second pass",
+        "With hires fix and a refiner: the pass the refiner may take over in (the infotext "
+        "says so when it is not the second).",
+        choices=HIRES_REFINER_PASSES,
+    ),
+    _setting(
+        "sdxl_crop_top", "crop top coordinate", STABLE_DIFFUSION, 0,
+        "SDXL's crop conditioning (0: an uncropped picture).", minimum=0, maximum=4096, step=1,
+    ),
+    _setting(
+        "sdxl_crop_left", "crop left coordinate", STABLE_DIFFUSION, 0,
+        "SDXL's crop conditioning (0: an uncropped picture).", minimum=0, maximum=4096, step=1,
+    ),
+    _setting(
+        "sdxl_refiner_low_aesthetic_score", "SDXL low aesthetic score", STABLE_DIFFUSION, 2.5,
+        "Used for the refiner model's negative prompt.", minimum=0.0, maximum=10.0, step=0.1,
+    ),
+    _setting(
+        "sdxl_refiner_high_aesthetic_score", "SDXL high aesthetic score", STABLE_DIFFUSION, 6.0,
+        "Used for the refiner model's prompt.", minimum=0.0, maximum=10.0, step=0.1,
+    ),
     # -- VAE -------------------------------------------------------------------------------
     _param(
         "vae", VAE, "SD VAE",
@@ -234,6 +278,8 @@ _SPECS: tuple[SettingSpec, ...] = (
         "With img2img, do exactly the amount of steps the slider specifies",
         "Normally fewer steps run at low denoising strength.",
     ),
+    _param("img2img_extra_noise", IMG2IMG),
+    _param("img2img_color_correction", IMG2IMG),
     # -- sampler parameters ----------------------------------------------------------------
     _param("eta_ddim", SAMPLER),
     _param("eta", SAMPLER, "Eta for ancestral samplers"),
@@ -294,7 +340,9 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
     _setting(
         "face_restoration_unload", "Move face restoration model from VRAM into RAM after "
-        "processing", FACES, False, "", used=False,
+        "processing", FACES, False,
+        "After each image, the restorer's network goes back to RAM (frees VRAM between jobs; "
+        "slower when restoring many images).",
     ),
     # -- user interface (sdtui's own, except the keyedit ones) -----------------------------
     _setting(

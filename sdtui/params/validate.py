@@ -34,8 +34,11 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "rho": 0.0,
     "tiling": False,
     "face_restoration": False,
+    "face_restoration_model": "CodeFormer",
     "img2img_fix_steps": False,
     "initial_noise_multiplier": 1.0,
+    "img2img_extra_noise": 0.0,
+    "img2img_color_correction": False,
     "inpainting_mask_weight": 1.0,
 }
 

@@ -8,11 +8,12 @@ folder as one job (`Backend.submit_img2img_batch`; "Resize by" then scales each 
 says at the end what was done and which files failed and why. The controls are
 A1111's img2img ones: resize mode, width and height or "Resize by" (a scale of the image's
 size, which then wins over width and height), denoising strength (0.75), sampler, CFG, seed,
-batch; the inpaint group (mask blur, mask mode, masked content, inpaint area, padding) shows
-in the inpaint sub-tabs. Alt+D is A1111's 📐: width and height from the image, down to
-multiples of 8. Generate queues `Backend.submit_img2img` with the sub-tab's image and mask;
-an empty painted mask is refused with a message rather than run for nothing. The Script
-group lists the scripts that work in img2img; a script runs on one image, not in Batch.
+batch; the inpaint group (mask blur, mask mode, masked content, inpaint area, padding) and
+A1111's "Soft inpainting" group show in the inpaint sub-tabs. Alt+D is A1111's 📐: width
+and height from the image, down to multiples of 8. Generate queues `Backend.submit_img2img`
+with the sub-tab's image and mask; an empty painted mask is refused with a message rather
+than run for nothing. The Script group lists the scripts that work in img2img; a script
+runs on one image, not in Batch.
 """
 
 from __future__ import annotations
@@ -41,7 +42,20 @@ INPAINT_FIELDS = (
     "inpaint_area",
     "inpaint_full_res_padding",
 )
-IMG2IMG_ADVANCED = ("img2img_fix_steps", "initial_noise_multiplier", "inpainting_mask_weight")
+SOFT_INPAINTING_FIELDS = (  # A1111's "Soft inpainting" accordion (sdtui.engine.soft_inpainting)
+    "soft_inpainting",
+    "soft_inpainting_schedule_bias",
+    "soft_inpainting_preservation_strength",
+    "soft_inpainting_transition_contrast_boost",
+    "soft_inpainting_mask_influence",
+    "soft_inpainting_difference_threshold",
+    "soft_inpainting_difference_contrast",
+)
+INPAINT_GROUPS = ("Inpaint", "Soft inpainting")  # shown on the inpaint sub-tabs only
+IMG2IMG_ADVANCED = (
+    "img2img_fix_steps", "initial_noise_multiplier", "img2img_extra_noise",
+    "img2img_color_correction", "inpainting_mask_weight",
+)  # fmt: skip
 
 
 def _txt2img_group(title: str) -> tuple[str, ...]:
@@ -50,12 +64,13 @@ def _txt2img_group(title: str) -> tuple[str, ...]:
 
 GROUPS: tuple[Group, ...] = (
     ("", ("model", "vae"), False),
-    ("", ("sampler", "schedule", "steps", "cfg_scale"), False),
+    ("", ("sampler", "schedule", "steps", "cfg_scale", "image_cfg_scale"), False),
     ("", SIZE_FIELDS, False),
     ("", ("denoising_strength", "batch_count", "batch_size"), False),
     ("", ("seed",), False),
     ("Seed extras", _txt2img_group("Seed extras"), True),
     ("Inpaint", INPAINT_FIELDS, False),
+    ("Soft inpainting", SOFT_INPAINTING_FIELDS, True),
     ("Advanced", (*_txt2img_group("Advanced"), *IMG2IMG_ADVANCED), True),
 )
 
@@ -119,7 +134,8 @@ class Img2ImgScreen(GenerationScreen):
 
     def on_image_input_mode_changed(self, event: ImageInput.ModeChanged) -> None:
         # batch: a mask folder makes it inpainting
-        self._inpaint_group().display = event.mode in (*INPAINT_MODES, "batch")
+        for group in self._inpaint_groups():
+            group.display = event.mode in (*INPAINT_MODES, "batch")
 
     def on_image_input_opened(self, event: ImageInput.Opened) -> None:
         self._show_size_hint()
@@ -128,9 +144,8 @@ class Img2ImgScreen(GenerationScreen):
         if event.input.id == "resize-by":
             self._show_size_hint()
 
-    def _inpaint_group(self) -> Widget:
-        form = self.query_one(f"#group-{GROUPS.index(('Inpaint', INPAINT_FIELDS, False))}")
-        return form.query_ancestor(Collapsible)
+    def _inpaint_groups(self) -> list[Widget]:
+        return [group for group in self.query(Collapsible) if group.title in INPAINT_GROUPS]
 
     def _scale(self) -> float | None:
         """The "Resize by" scale; None while empty (FormError if it is no positive number)."""
@@ -160,7 +175,8 @@ class Img2ImgScreen(GenerationScreen):
         hint.update(f"{image.width}×{image.height} × {scale:g} → {width}×{height}")
 
     def on_mount(self) -> None:
-        self._inpaint_group().display = False
+        for group in self._inpaint_groups():
+            group.display = False
 
     # -- the request -----------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from PIL import Image
 from sdtui.engine.upscalers import DEFAULT_OVERLAP, DEFAULT_TILE, Check, Progress, run_upscaler
 from sdtui.params.extras_schema import SCALE_TO, ExtrasParams
 from sdtui.params.infotext import format_value, quote
+from sdtui.services.face_restoration import restore_with
 
 GFPGAN = "GFPGAN"
 CODEFORMER = "CodeFormer"
@@ -86,6 +87,7 @@ class ExtrasTools:
     check: Check | None = None
     progress: Progress | None = None
     status: Callable[[str], None] | None = None  # "Upscaling with ...", "GFPGAN", ...
+    unload_faces: bool = False  # face_restoration_unload: restorers back to RAM after use
 
 
 @dataclass
@@ -247,7 +249,7 @@ def _restore(
         tools.check()
     if tools.status is not None:
         tools.status(f"Restoring faces with {name}")
-    restored = restorer.restore(image, **options)
+    restored = restore_with(restorer, image, tools.unload_faces, **options)
     if restored.size != image.size:
         raise ValueError(
             f"face restorer {name!r} returned a {restored.width}x{restored.height} image "

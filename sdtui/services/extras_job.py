@@ -73,6 +73,7 @@ class ExtrasOptions:
     overlap: int = DEFAULT_OVERLAP  # ESRGAN_tile_overlap
     upscaler_suffix: bool = False  # use_upscaler_name_as_suffix
     jpeg_quality: int = 80
+    unload_faces: bool = False  # face_restoration_unload
 
     @classmethod
     def from_settings(cls, settings: Any) -> ExtrasOptions:
@@ -83,6 +84,7 @@ class ExtrasOptions:
             overlap=int(values.get("ESRGAN_tile_overlap", DEFAULT_OVERLAP)),
             upscaler_suffix=bool(values.get("use_upscaler_name_as_suffix", False)),
             jpeg_quality=int(values.get("jpeg_quality", 80)),
+            unload_faces=bool(values.get("face_restoration_unload", False)),
         )
 
 
@@ -183,6 +185,7 @@ class ExtrasJob:
                 self.plugin_host,
                 tile=self.options.tile,
                 overlap=self.options.overlap,
+                unload_faces=self.options.unload_faces,
                 cache=self.cache,
                 check=context.check,
                 progress=lambda done, count, label=label: context.progress(done, count, text=label),

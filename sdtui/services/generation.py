@@ -26,7 +26,7 @@ from sdtui.models.discovery import (
 from sdtui.models.hashes import HashCache, short_hash
 from sdtui.params.schema import GenerationParams
 from sdtui.paths import DataDirs
-from sdtui.services.outputs import NameContext, OutputNaming
+from sdtui.services.outputs import NameContext, OutputNaming, write_output
 
 VERSION = f"sdtui {__version__}"
 
@@ -68,15 +68,32 @@ def apply_styles(params: GenerationParams, dirs: DataDirs) -> GenerationParams:
     return dataclasses.replace(params, prompt=prompt, negative_prompt=negative, styles=())
 
 
+# A1111's "save a copy of image before ..." settings, by the engine's stage names
+BEFORE_SETTINGS = {
+    "highres fix": "save_images_before_highres_fix",
+    "face restoration": "save_images_before_face_restoration",
+}
+
+
 def job_settings(settings: Any) -> dict[str, Any]:
     """A job's fields that come from the settings: the upscalers' tiling (A1111's
-    ESRGAN_tile and ESRGAN_tile_overlap) and what "Restore faces" uses
-    (face_restoration_model, code_former_weight): `Txt2ImgJob(..., **job_settings(s))`."""
+    ESRGAN_tile and ESRGAN_tile_overlap), how "Restore faces" runs its restorer
+    (code_former_weight, face_restoration_unload), the save_images_before_* copies, SDXL's
+    crop and refiner aesthetic scores and hires_fix_refiner_pass:
+    `Txt2ImgJob(..., **job_settings(s))`. Which restorer runs is a parameter
+    (`face_restoration_model`, default from settings)."""
     return {
         "upscaler_tile": int(settings["ESRGAN_tile"]),
         "upscaler_tile_overlap": int(settings["ESRGAN_tile_overlap"]),
-        "face_restoration_model": str(settings["face_restoration_model"]),
         "code_former_weight": float(settings["code_former_weight"]),
+        "face_restoration_unload": bool(settings["face_restoration_unload"]),
+        "sdxl_crop": (int(settings["sdxl_crop_top"]), int(settings["sdxl_crop_left"])),
+        "refiner_aesthetic": (
+            float(settings["sdxl_refiner_low_aesthetic_score"]),
+            float(settings["sdxl_refiner_high_aesthetic_score"]),
+        ),
+        "hires_refiner_pass": str(settings["hires_fix_refiner_pass"]),
+        "keep_before": frozenset(stage for stage, key in BEFORE_SETTINGS.items() if settings[key]),
     }
 
 
@@ -169,8 +186,12 @@ class Txt2ImgJob:
     # A1111's ESRGAN_tile / ESRGAN_tile_overlap: the tiles of every upscaler the job runs
     upscaler_tile: int = DEFAULT_TILE
     upscaler_tile_overlap: int = DEFAULT_OVERLAP
-    face_restoration_model: str = "CodeFormer"  # what "Restore faces" uses
     code_former_weight: float = 0.5
+    face_restoration_unload: bool = False  # the restorer's network back to RAM after each image
+    keep_before: frozenset[str] = frozenset()  # save_images_before_*: copies saved beside
+    sdxl_crop: tuple[int, int] = (0, 0)  # sdxl_crop_top / sdxl_crop_left
+    refiner_aesthetic: tuple[float, float] = (2.5, 6.0)  # sdxl_refiner_low / high_aesthetic_score
+    hires_refiner_pass: str = "second pass"  # hires_fix_refiner_pass
     _facts_used: Any = field(default=None, init=False, repr=False)
     _loras: dict[frozenset[str], dict[str, Any]] = field(
         default_factory=dict, init=False, repr=False
@@ -209,11 +230,15 @@ class Txt2ImgJob:
         params = apply_styles(params, self.dirs)
         vae_path = resolve_vae(model.path, params.vae or "Automatic", self.dirs)
         restore = None  # before the model too: missing face weights fail at once
+        restorer_name = params.face_restoration_model or "CodeFormer"
         if params.restore_faces:
             from sdtui.services.face_restoration import face_restorer
 
             restore = face_restorer(
-                self.plugin_host, self.face_restoration_model, self.code_former_weight
+                self.plugin_host,
+                restorer_name,
+                self.code_former_weight,
+                self.face_restoration_unload,
             )
         networks = self._networks(params)  # before the model: a misspelt LoRA fails at once
         others = self._other_models(params, model)  # a misspelt hires checkpoint, too
@@ -225,6 +250,9 @@ class Txt2ImgJob:
         def on_image(result: Any) -> None:
             if save:
                 self._save(result, facts, context, out_dir)
+
+        def on_intermediate(result: Any, suffix: str) -> None:
+            self._write(result.image, result, facts, grid=False, out_dir=out_dir, suffix=suffix)
 
         from sdtui.engine.options import EngineOptions
 
@@ -243,7 +271,12 @@ class Txt2ImgJob:
             upscaler_tile=self.upscaler_tile,
             upscaler_tile_overlap=self.upscaler_tile_overlap,
             face_restorer=restore,
-            face_restoration_model=self.face_restoration_model if restore else None,
+            face_restoration_model=restorer_name if restore else None,
+            keep_before=self.keep_before if save else frozenset(),
+            sdxl_crop=self.sdxl_crop,
+            refiner_aesthetic=self.refiner_aesthetic,
+            hires_refiner_pass=self.hires_refiner_pass,
+            on_intermediate=on_intermediate if save else None,
         )
         return self._generate(loaded, params, options, **inputs)
 
@@ -362,9 +395,8 @@ class Txt2ImgJob:
         grid: bool,
         basename: str = "grid",
         out_dir: Path | None = None,
+        suffix: str = "",
     ) -> Path:
-        from sdtui.params.image_metadata import save_image
-
         params = result.params
         name_context = NameContext(
             seed=params.seed,
@@ -390,7 +422,12 @@ class Txt2ImgJob:
         )
         folder.mkdir(parents=True, exist_ok=True)
         target = self.naming.path(
-            folder, name_context, basename=basename if grid else "", short=grid
+            folder,
+            name_context,
+            basename=basename if grid else "",
+            suffix=suffix,
+            short=grid,
+            grid=grid,
         )
         json_params = {k: v for k, v in dataclasses.asdict(params).items() if v is not None}
-        return save_image(image, target, infotext=result.infotext, params=json_params)
+        return write_output(image, target, self.naming, result.infotext, json_params)

@@ -6,7 +6,8 @@
 Everything but the engine call is txt2img's job: the checkpoint and VAE through the model
 cache, LoRA and embeddings, the refiner, saving each image as soon as it exists (into
 `outputs/img2img-images/<date>/` and `img2img-grids`, A1111's folders and names) with its
-infotext, and the grid.
+infotext, and the grid. With the naming's `init_images_folder` (A1111's save_init_img) each
+init image is saved there as `<md5>.png` and the infotext names it ("Init image hash").
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any, ClassVar
 
 from sdtui.params.schema import GenerationParams
 from sdtui.services.generation import Txt2ImgJob
+from sdtui.services.outputs import save_init_image
+
+INPUTS = ("init_images", "mask", "color_references")
 
 
 @dataclass
@@ -32,16 +36,22 @@ class Img2ImgJob(Txt2ImgJob):
         self, loaded: Any, params: GenerationParams, options: Any, **inputs: Any
     ) -> list[Any]:
         """img2img of `inputs`' `init_images` and `mask` (default: the job's; a script may
-        pass others, e.g. loopback's previous result)."""
+        pass others, e.g. loopback's previous result, and `color_references`, what colour
+        correction matches)."""
         from sdtui.engine.img2img import img2img
 
-        unknown = set(inputs) - {"init_images", "mask"}
+        unknown = set(inputs) - set(INPUTS)
         if unknown:
-            raise TypeError(f"img2img inputs are init_images and mask, got {', '.join(unknown)}")
+            raise TypeError(f"img2img inputs are {', '.join(INPUTS)}, got {', '.join(unknown)}")
         upscaler = None
         if self.resize_upscaler and self.resize_upscaler != "None":
             upscaler = self.plugin_host.upscalers.get(self.resize_upscaler)
         init_images = inputs.get("init_images", self.init_images)
         mask = inputs.get("mask", self.mask)
-        options = dataclasses.replace(options, img2img_upscaler=upscaler)
-        return img2img(loaded, params, options, init_images, mask)
+        digest = None
+        if self.naming.init_images_folder is not None:  # A1111: the hash of the last one
+            for image in init_images:
+                digest = save_init_image(image, self.naming.init_images_folder)
+        options = dataclasses.replace(options, img2img_upscaler=upscaler, init_image_hash=digest)
+        references = inputs.get("color_references")
+        return img2img(loaded, params, options, init_images, mask, color_references=references)

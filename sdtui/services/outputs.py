@@ -3,6 +3,7 @@
     outputs/txt2img-images/2024-07-27/00000-1234567890.png
     outputs/txt2img-grids/2024-07-27/grid-0000.png
     outputs/extras-images/00000.png
+    outputs/init-images/<md5 of the pixels>.png   (img2img inputs, A1111's save_init_img)
 
 A filename is `NNNNN-<pattern>.<ext>` (or `<basename>-NNNN-<pattern>`) where NNNNN is one
 more than the highest number already in the folder, and the pattern's `[tokens]` are
@@ -20,6 +21,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sdtui.paths import DataDirs
 
@@ -188,6 +190,12 @@ class OutputNaming:
     extension: str = "png"
     images_folder: Path | None = None  # the outdir_* settings; None: outputs/<kind>-images
     grids_folder: Path | None = None  # None: outputs/<kind>-grids
+    # A1111's outdir_init_images when save_init_img is on; None: init images are not saved
+    init_images_folder: Path | None = None
+    grid_extension: str | None = None  # grid_format; None: the images' extension
+    jpeg_quality: int = 80  # jpeg_quality: JPEG and lossy WebP
+    write_infotext: bool = True  # enable_pnginfo: the infotext (and sdtui's JSON) in the file
+    save_txt: bool = False  # save_txt: the infotext in name.txt beside name.png
 
     def folder(self, dirs: DataDirs, kind: str, context: NameContext, grid: bool = False) -> Path:
         images, grids = OUTPUT_KINDS[kind]
@@ -206,9 +214,11 @@ class OutputNaming:
         basename: str = "",
         suffix: str = "",
         short: bool = False,
+        grid: bool = False,
     ) -> Path:
         """A file name in `folder` that does not exist yet. `short` (grids, extras) leaves
-        the pattern out: `grid-0000.png`, `00000.png`."""
+        the pattern out: `grid-0000.png`, `00000.png`; `grid`: in the grids' format."""
+        extension = (self.grid_extension or self.extension) if grid else self.extension
         if short or context.seed is None:
             pattern = ""
         else:
@@ -219,15 +229,66 @@ class OutputNaming:
         if decoration and add_number:
             decoration = f"-{decoration}"
         if not add_number:
-            return _unique(folder / f"{decoration}.{self.extension}")
+            return _unique(folder / f"{decoration}.{extension}")
         start = next_sequence_number(folder, basename)
         for offset in range(500):
             number = start + offset
             stem = f"{basename}-{number:04}" if basename else f"{number:05}"
-            candidate = folder / f"{stem}{decoration}.{self.extension}"
+            candidate = folder / f"{stem}{decoration}.{extension}"
             if not candidate.exists():
                 return candidate
         return _unique(candidate)
+
+
+PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")
+
+
+def write_output(
+    image: Any,
+    target: Path,
+    naming: OutputNaming,
+    infotext: str | None,
+    params: dict[str, Any] | None = None,
+) -> Path:
+    """Save a generated image as the saving settings say: its infotext and sdtui's JSON in
+    the file unless enable_pnginfo is off, JPEG / WebP at jpeg_quality, and with save_txt
+    the infotext in `<name>.txt` beside it (A1111 writes that one either way)."""
+    from sdtui.params.image_metadata import save_image
+
+    keep = naming.write_infotext
+    path = save_image(
+        image,
+        target,
+        infotext=infotext if keep else None,
+        params=params if keep else None,
+        jpeg_quality=naming.jpeg_quality,
+    )
+    if naming.save_txt and infotext is not None:
+        text = path.with_suffix(".txt")
+        partial = text.with_name(f".{text.name}.part")
+        partial.write_text(f"{infotext}\n", encoding="utf-8")
+        os.replace(partial, text)
+    return path
+
+
+def save_init_image(image: Any, folder: Path) -> str:
+    """A1111's save_init_img: a PIL `image` as `<md5 of image.tobytes()>.png` in `folder`,
+    as it was given (its own text chunks kept); returns the md5 ("Init image hash")."""
+    from PIL import PngImagePlugin
+
+    digest = hashlib.md5(image.tobytes(), usedforsecurity=False).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks = PngImagePlugin.PngInfo()
+    for key, value in image.info.items():
+        if isinstance(key, str) and isinstance(value, str):
+            chunks.add_text(key, value)
+    if image.mode not in PNG_MODES:
+        image = image.convert("RGBA" if "A" in image.mode else "RGB")
+    target = folder / f"{digest}.png"
+    partial = target.with_name(f".{target.name}.part")
+    image.save(partial, format="PNG", pnginfo=chunks)
+    os.replace(partial, target)  # the same pixels keep the same name: overwritten
+    return digest
 
 
 def _unique(path: Path) -> Path:

@@ -26,6 +26,7 @@ def registry_choices(host: Any) -> dict[str, list[str]]:
         "hires_upscaler": [*LATENT_MODES, *host.upscalers.names()],
         "hires_sampler": samplers,
         "hires_schedule": schedules,
+        "face_restoration_model": list(host.face_restorers.names()),
     }
 
 

@@ -163,6 +163,15 @@ class Settings:
             extension=self.values["samples_format"],
             images_folder=self.root / Path(images).expanduser(),
             grids_folder=self.root / Path(grids).expanduser(),
+            grid_extension=self.values["grid_format"],
+            jpeg_quality=int(self.values["jpeg_quality"]),
+            write_infotext=bool(self.values["enable_pnginfo"]),
+            save_txt=bool(self.values["save_txt"]),
+            init_images_folder=(
+                self.root / Path(self.values["outdir_init_images"]).expanduser()
+                if self.values["save_init_img"]
+                else None
+            ),
         )
 
 

@@ -14,6 +14,8 @@ becomes "original" (a mask, if any, stays). Each image is saved as usual, with A
 `Final denoising strength` and `Denoising curve` in its infotext; the grid, in one row, of
 every loop (one chain) or of each chain's last image (several) goes to the grids folder
 with the first image's infotext. An interrupt keeps the images made; a skip ends the chain.
+With colour correction on (the img2img_color_correction setting), every loop's colours are
+matched to the original input's, not to the previous loop's, as A1111 does.
 
 "Append interrogated prompt at each iteration" (CLIP / DeepBooru) is not offered: sdtui has
 no interrogators yet.
@@ -93,12 +95,15 @@ class Loopback:
             "Final denoising strength": request.options["final_denoising_strength"],
             "Denoising curve": request.options["denoising_curve"],
         }
+        references = {}
+        if request.params.img2img_color_correction:  # every loop matches the first input
+            references["color_references"] = [context.job.init_images[0]]
         history: list[Any] = []
         for runs in chains:
             image, last = None, None
             for params in runs:
                 inputs = {"init_images": [image]} if image is not None else {}
-                made = context.process(params, save=False, **inputs)
+                made = context.process(params, save=False, **inputs, **references)
                 if not made:  # skipped: this chain ends
                     last = None
                     break

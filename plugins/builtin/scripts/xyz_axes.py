@@ -6,8 +6,8 @@ is labelled on the grid, in which tabs it exists, how costly a change is (the co
 axis is the outermost loop: a checkpoint is switched as rarely as possible), and how its
 values are checked and spelt canonically before anything runs (`confirm`).
 
-Left out (no such parameter in sdtui yet): Image CFG Scale, Negative Guidance minimum
-sigma, Beta schedule alpha/beta, Extra noise, UniPC Order, Face restore, Token merging
+Left out (no such parameter in sdtui yet): Negative Guidance minimum
+sigma, Beta schedule alpha/beta, UniPC Order, Token merging
 ratio (and high-res), Always discard next-to-last sigma, SGM noise multiplier, FP8 mode.
 """
 
@@ -122,6 +122,20 @@ def _size(value: str) -> tuple[int, int]:
         raise ScriptError(f"Size {value!r} is not WIDTHxHEIGHT, e.g. 512x768") from None
 
 
+YES = ("true", "yes", "y", "1")
+
+
+def face_restore(params: GenerationParams, value: str, values: Sequence[str]) -> GenerationParams:
+    """A1111's Face restore axis: a restorer's name turns "Restore faces" on with it;
+    true / yes / y / 1 turn it on with the chosen restorer, anything else off."""
+    if value in FACE_SWITCHES:
+        return dataclasses.replace(params, restore_faces=value.casefold() in YES)
+    return dataclasses.replace(params, restore_faces=True, face_restoration_model=value)
+
+
+FACE_SWITCHES = ("True", "False")
+
+
 def add_styles(params: GenerationParams, value: str, values: Sequence[str]) -> GenerationParams:
     names = tuple(name.strip() for name in value.split(",") if name.strip())
     return dataclasses.replace(params, styles=(*params.styles, *names))
@@ -214,6 +228,18 @@ def confirm_tokens(request: Any, values: list[Any]) -> list[Any]:
     return values
 
 
+def confirm_face_restore(request: Any, values: list[Any]) -> list[Any]:
+    """Restorer names as registered; true/yes/y/1 -> "True", false/no/n/0/none -> "False"."""
+    confirmed = []
+    for value in values:
+        word = str(value).strip().casefold()
+        if word in YES or word in ("false", "no", "n", "0", "none", "off"):
+            confirmed.append("True" if word in YES else "False")
+        else:
+            confirmed.extend(from_registry("face_restorers", "face restorer")(request, [value]))
+    return confirmed
+
+
 def confirm_sizes(request: Any, values: list[Any]) -> list[Any]:
     for value in values:
         _size(value)
@@ -231,6 +257,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Steps", int, set_field("steps")),
     Axis("Hires steps", int, set_field("hires_steps"), modes=TXT2IMG),
     Axis("CFG Scale", float, set_field("cfg_scale")),
+    Axis("Image CFG Scale", float, set_field("image_cfg_scale"), modes=IMG2IMG),
     Axis("Prompt S/R", str, prompt_sr, format=plain, confirm=confirm_search),
     Axis(
         "Prompt order",
@@ -278,6 +305,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Clip skip", int, set_field("clip_skip")),
     Axis("Denoising", float, set_field("denoising_strength")),
     Axis("Initial noise multiplier", float, set_field("initial_noise_multiplier")),
+    Axis("Extra noise", float, set_field("img2img_extra_noise")),
     Axis(
         "Hires upscaler",
         str,
@@ -288,6 +316,7 @@ AXES: tuple[Axis, ...] = (
     Axis("Cond. Image Mask Weight", float, set_field("inpainting_mask_weight"), modes=IMG2IMG),
     Axis("VAE", str, set_field("vae"), cost=0.7, confirm=confirm_vaes),
     Axis("Styles", str, add_styles, confirm=confirm_styles),
+    Axis("Face restore", str, face_restore, confirm=confirm_face_restore),
     Axis(
         "Refiner checkpoint",
         str,
