@@ -18,18 +18,26 @@ def root(data_dirs) -> list[str]:
     return ["--data-dir", str(data_dirs.root)]
 
 
+def written(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def names_and_samplers(paths: list[str]) -> list[tuple[str, str]]:
+    infotexts = [read_image_metadata(path).infotext for path in paths]
+    samplers = [text.split("Sampler: ")[1].split(",")[0] for text in infotexts]
+    return list(zip([path.rsplit("/", 1)[-1] for path in paths], samplers, strict=True))
+
+
 def test_generate_with_an_xyz_plot(root, data_dirs, capsys) -> None:
     argv = ["generate", "--prompt", "a cat", "--seed", "3", *SMALL, *root, "--script", "x/y/z PLOT"]
     argv += ["--script-arg", "X type=Sampler", "--script-arg", "x_values=euler, Euler a"]
     assert main(argv) == 0
-    paths = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert [p.rsplit("/", 1)[-1] for p in paths] == [
-        "00000-3.png",
-        "00001-3.png",
-        "xyz_grid-0000.png",
+    paths = written(capsys)
+    assert names_and_samplers(paths) == [
+        ("00000-3.png", "Euler"),
+        ("00001-3.png", "Euler a"),
+        ("xyz_grid-0000.png", "Euler"),  # the grid carries the first cell's infotext
     ]
-    samplers = [read_image_metadata(p).infotext.split("Sampler: ")[1].split(",")[0] for p in paths]
-    assert samplers == ["Euler", "Euler a", "Euler"]  # the grid carries the first cell's
     grid = Image.open(paths[2])
     assert grid.width == 2 * 64 and grid.height > 64  # labels on top, none on the left
 
@@ -37,17 +45,15 @@ def test_generate_with_an_xyz_plot(root, data_dirs, capsys) -> None:
     # the grid runs the plot again (its options changeable); --script none runs no script
     again = ["generate", "--from-image", paths[2], "--device", "cpu", *root]
     assert main([*again, "--script-arg", "x_values=Euler a, euler"]) == 0
-    rerun = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert [p.rsplit("/", 1)[-1] for p in rerun] == [
-        "00002-3.png",
-        "00003-3.png",
-        "xyz_grid-0001.png",
+    rerun = written(capsys)
+    assert names_and_samplers(rerun) == [
+        ("00002-3.png", "Euler a"),
+        ("00003-3.png", "Euler"),
+        ("xyz_grid-0001.png", "Euler a"),
     ]
-    samplers = [read_image_metadata(p).infotext.split("Sampler: ")[1].split(",")[0] for p in rerun]
-    assert samplers == ["Euler a", "Euler", "Euler a"]
     assert "Script: X/Y/Z plot, X Type: Sampler" in read_image_metadata(rerun[2]).infotext
     assert main([*again, "--script", "none"]) == 0
-    (single,) = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    (single,) = written(capsys)
     assert single.endswith("00004-3.png")
 
 
