@@ -144,6 +144,17 @@ def test_img2img_corrects_each_decoded_image_before_the_overlay() -> None:
     (masked,) = run(True, mask)
     source, result = np.asarray(noisy(3).resize((64, 64))), np.asarray(masked.image)
     assert np.array_equal(result[:4], source[:4])  # the mask, blurred by 4, starts at 16
+    # save_images_before_color_correction: the overlaid image without the correction
+    copies = []
+    (kept,) = run(
+        True, mask, keep_before=frozenset({"color correction"}),
+        on_intermediate=lambda result, suffix: copies.append((result, suffix)),
+    )  # fmt: skip
+    (uncorrected,) = run(False, mask)
+    ((copy, suffix),) = copies
+    assert suffix == "-before-color-correction" and copy.infotext == kept.infotext
+    assert np.array_equal(np.asarray(copy.image), np.asarray(uncorrected.image))
+    assert np.array_equal(np.asarray(kept.image), result)
 
 
 @pytest.mark.parametrize("setting", [True, False])

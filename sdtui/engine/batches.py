@@ -38,8 +38,10 @@ from sdtui.params.schema import GenerationParams
 
 # the latents of one batch from its seeds: sample(run, seeds, subseeds)
 SampleBatch = Callable[[PassRun, list[int], list[int]], torch.Tensor]
-# a decoded image, changed before it is described: finish(image, offset in the batch)
-FinishImage = Callable[[Image.Image, int], Image.Image]
+# a copy kept before a stage (A1111's save_images_before_*): keep(stage, image)
+KeepCopy = Callable[[str, Image.Image], None]
+# a decoded image, changed before it is described: finish(image, offset in the batch, keep)
+FinishImage = Callable[[Image.Image, int, KeepCopy], Image.Image]
 
 
 @dataclass
@@ -123,13 +125,17 @@ def run_batches(
             for offset, image in enumerate(images or ()):
                 index = batch * params.batch_size + offset
                 before = list(run.intermediates.get(offset, ()))  # copies saved beside it
-                if params.restore_faces:
-                    suffix = options.copy_suffix("face restoration")
+
+                def keep(stage: str, copy: Image.Image, before: list = before) -> None:
+                    suffix = options.copy_suffix(stage)
                     if suffix is not None:
-                        before.append((image, suffix))
+                        before.append((copy, suffix))
+
+                if params.restore_faces:
+                    keep("face restoration", image)
                     image = restore_faces(image, options)
                 if finish is not None:
-                    image = finish(image, offset)
+                    image = finish(image, offset, keep)
                 result = describe(
                     image, run.image_params(), sampler, plan, seeds[index], subseeds[index],
                     options, extra={**(extra or {}), **run.extra()}, facts=facts,

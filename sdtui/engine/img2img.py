@@ -254,9 +254,7 @@ def img2img(
     if params.img2img_color_correction:
         corrections = color_corrections(color_references or inputs.images)
 
-    def finish(image: Image.Image, offset: int) -> Image.Image:
-        if corrections:
-            image = corrections[offset % len(corrections)].apply(image)
+    def overlaid(image: Image.Image, offset: int) -> Image.Image:
         if not inputs.overlays:
             return image
         overlay = inputs.overlays[offset % len(inputs.overlays)]
@@ -265,6 +263,13 @@ def img2img(
             image, overlay, inputs.paste_to, resize_upscaler, tile=options.upscaler_tile,
             overlap=options.upscaler_tile_overlap,
         )  # fmt: skip
+
+    def finish(image: Image.Image, offset: int, keep: Any) -> Image.Image:
+        if corrections:
+            if options.copy_suffix("color correction") is not None:
+                keep("color correction", overlaid(image, offset))  # A1111: overlay, no CC
+            image = corrections[offset % len(corrections)].apply(image)
+        return overlaid(image, offset)
 
     facts = {
         "img2img": True,

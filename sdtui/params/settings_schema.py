@@ -168,6 +168,11 @@ _SPECS: tuple[SettingSpec, ...] = (
         "The first pass's image as NNNNN-<seed>-before-highres-fix.png, same infotext.",
     ),
     _setting(
+        "save_images_before_color_correction", "Save a copy of image before applying color "
+        "correction to img2img results", SAVING, False,
+        "NNNNN-<seed>-before-color-correction.png (img2img with color correction on).",
+    ),
+    _setting(
         "save_init_img", "Save init images when using img2img", SAVING, False,
         "Each init image as <md5 of its pixels>.png in the init images folder; the "
         "infotext gets \"Init image hash\".",

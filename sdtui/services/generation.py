@@ -72,6 +72,7 @@ def apply_styles(params: GenerationParams, dirs: DataDirs) -> GenerationParams:
 BEFORE_SETTINGS = {
     "highres fix": "save_images_before_highres_fix",
     "face restoration": "save_images_before_face_restoration",
+    "color correction": "save_images_before_color_correction",
 }
 
 
