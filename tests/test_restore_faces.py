@@ -192,13 +192,14 @@ def test_face_restoration_unload_offloads_after_every_image():
 
 
 def test_the_builtin_restorer_offloads_its_network_to_the_cpu(data_dirs):
+    import torch
     from sdtui_plugins.builtin.face_restorers import GFPGAN, SpandrelFaceRestorer
 
     moves = []
 
     class Network:
         def __init__(self, device: str) -> None:
-            self.device = SimpleNamespace(type=device)
+            self.device = torch.device(device)  # spandrel descriptors report a torch.device
 
         def to(self, device):
             moves.append(str(device))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdtui import hookimpl
 from sdtui.paths import DataDirs
-from sdtui.runtime.device_followers import DeviceFollowers
+from sdtui.runtime.device_followers import DeviceFollowers, on_device
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -140,7 +140,6 @@ class SpandrelFaceRestorer:
 
     def model(self) -> Any:
         """The loaded spandrel descriptor, in eval mode on `device`."""
-        import torch
 
         from sdtui.models.upscaler_files import UnusableModelError, load_state_dict, spandrel_load
 
@@ -164,9 +163,7 @@ class SpandrelFaceRestorer:
                         f"put {self.spec.file_name} there (from {self.spec.url})"
                     )
                 self._model, self._model_path = model.eval(), path
-            device = torch.device(self.device or "cpu")
-            if self._model.device != device:
-                self._model = self._model.to(device)
+            self._model = on_device(self._model, self.device)
             return self._model
 
     def unload(self) -> None:
@@ -177,11 +174,8 @@ class SpandrelFaceRestorer:
         """A1111's face_restoration_unload: the loaded network to the CPU (RAM); the next
         `restore` moves it back to `device`."""
         with self._lock:
-            model = self._model
-            if model is not None and model.device.type != "cpu":
-                import torch
-
-                self._model = model.to(torch.device("cpu"))
+            if self._model is not None:
+                self._model = on_device(self._model, None)
 
     def network(self, weight: float) -> Callable[[Any], Any]:
         """The model as a function of a (1, 3, 512, 512) RGB tensor in [-1, 1] on `device`,

@@ -28,7 +28,7 @@ from typing import Any
 
 from sdtui import hookimpl
 from sdtui.paths import DataDirs
-from sdtui.runtime.device_followers import DeviceFollowers
+from sdtui.runtime.device_followers import DeviceFollowers, on_device
 
 FOLDER_OWNER = f"{__name__} (models folders)"  # the registry owner of folder upscalers
 
@@ -75,7 +75,6 @@ class SpandrelUpscaler:
 
     def model(self) -> Any:
         """The loaded spandrel descriptor, in eval mode on `device`."""
-        import torch
 
         from sdtui.models.upscaler_files import UnusableModelError, describe, spandrel_load
 
@@ -87,9 +86,7 @@ class SpandrelUpscaler:
                 except UnusableModelError as error:
                     raise ValueError(f"upscaler {self.name!r}: {error}") from None
                 self._model = model.eval()
-            device = torch.device(self.device or "cpu")
-            if self._model.device != device:
-                self._model = self._model.to(device)
+            self._model = on_device(self._model, self.device)
             return self._model
 
     def unload(self) -> None:

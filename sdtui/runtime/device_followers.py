@@ -7,7 +7,7 @@
 The `runtime_ready` hook is given the runtime but no plugin host, so a plugin keeps its
 wrappers here (weakly: an unregistered wrapper goes away) and moves them all when a runtime
 comes up; a wrapper made later starts on that runtime's device. One device per process.
-No torch import.
+No torch import at module level.
 """
 
 from __future__ import annotations
@@ -33,3 +33,12 @@ class DeviceFollowers:
 
     def __iter__(self) -> Any:
         return iter(list(self._members))
+
+
+def on_device(model: Any, device: str | None) -> Any:
+    """A spandrel descriptor (or anything with `.device` and `.to`) on `device` (None: the
+    CPU), moved only when it is elsewhere."""
+    import torch
+
+    wanted = torch.device(device or "cpu")
+    return model if model.device == wanted else model.to(wanted)
