@@ -147,7 +147,7 @@ def test_img2img_corrects_each_decoded_image_before_the_overlay() -> None:
     # save_images_before_color_correction: the overlaid image without the correction
     copies = []
     (kept,) = run(
-        True, mask, keep_before=frozenset({"color correction"}),
+        True, mask, keep_copies=frozenset({"color correction"}),
         on_intermediate=lambda result, suffix: copies.append((result, suffix)),
     )  # fmt: skip
     (uncorrected,) = run(False, mask)

@@ -78,7 +78,7 @@ def test_a_copy_before_face_restoration_goes_out_first_with_the_same_infotext():
         GenerationParams(prompt="a face", batch_size=2, restore_faces=True),
         face_restorer=invert,
         face_restoration_model="Inverter",
-        keep_before=frozenset({"face restoration"}),
+        keep_copies=frozenset({"face restoration"}),
         on_intermediate=lambda result, suffix: events.append(("copy", result, suffix)),
         on_image=lambda result: events.append(("image", result, "")),
     )
@@ -157,7 +157,7 @@ def test_job_settings_carry_the_settings_a_job_runs_with():
         "upscaler_tile_overlap": 4,
         "code_former_weight": 0.3,
         "face_restoration_unload": True,
-        "keep_before": frozenset({"face restoration"}),
+        "keep_copies": frozenset({"face restoration"}),
         "sdxl_crop": (16, 8),
         "refiner_aesthetic": (2.0, 6.0),
         "hires_refiner_pass": "both passes",

@@ -226,7 +226,7 @@ def test_a_copy_before_highres_fix_is_the_first_pass() -> None:
     )
     final = run(
         hires,
-        keep_before=frozenset({"highres fix"}),
+        keep_copies=frozenset({"highres fix"}),
         on_intermediate=lambda result, suffix: copies.append((result, suffix)),
     )
     assert [suffix for _, suffix in copies] == ["-before-highres-fix"] * 2

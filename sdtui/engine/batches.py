@@ -29,7 +29,7 @@ from sdtui.core.noise import image_seeds
 from sdtui.engine.conditioning import emphasis_infotext
 from sdtui.engine.images import decode_latents
 from sdtui.engine.model_switch import ActiveModel, OtherModels, named_checkpoint
-from sdtui.engine.options import EngineOptions
+from sdtui.engine.options import AFTER_IMAGE_COPIES, EngineOptions
 from sdtui.engine.passes import PassRun
 from sdtui.models.embedding_db import EmbeddingSet, text_encoder_widths
 from sdtui.models.networks import AppliedNetwork
@@ -125,11 +125,14 @@ def run_batches(
             for offset, image in enumerate(images or ()):
                 index = batch * params.batch_size + offset
                 before = list(run.intermediates.get(offset, ()))  # copies saved beside it
+                after: list[tuple[Image.Image, str]] = []
 
-                def keep(stage: str, copy: Image.Image, before: list = before) -> None:
+                def keep(
+                    stage: str, copy: Image.Image, before: list = before, after: list = after
+                ) -> None:
                     suffix = options.copy_suffix(stage)
                     if suffix is not None:
-                        before.append((copy, suffix))
+                        (after if stage in AFTER_IMAGE_COPIES else before).append((copy, suffix))
 
                 if params.restore_faces:
                     keep("face restoration", image)
@@ -142,14 +145,22 @@ def run_batches(
                 )  # fmt: skip
                 result.index = index
                 results.append(result)
-                if options.on_intermediate is not None:
-                    for copy, suffix in before:
-                        options.on_intermediate(dataclasses.replace(result, image=copy), suffix)
+                _hand_over(options, result, before)
                 if options.on_image is not None:
                     options.on_image(result)
+                _hand_over(options, result, after)
     finally:
         active.release()  # the model's weights and padding as loaded, even after an error
     return results
+
+
+def _hand_over(
+    options: EngineOptions, result: GeneratedImage, copies: list[tuple[Image.Image, str]]
+) -> None:
+    """Give `on_intermediate` each kept copy of `result`'s image, with its infotext."""
+    if options.on_intermediate is not None:
+        for copy, suffix in copies:
+            options.on_intermediate(dataclasses.replace(result, image=copy), suffix)
 
 
 def restore_faces(image: Image.Image, options: EngineOptions) -> Image.Image:

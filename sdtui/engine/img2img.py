@@ -54,7 +54,13 @@ from sdtui.engine.img2img_inputs import (
     latent_mask,
     prepare_inputs,
 )
-from sdtui.engine.masking import LATENT_RESIZE, apply_overlay
+from sdtui.engine.masking import (
+    LATENT_RESIZE,
+    apply_overlay,
+    mask_composite,
+    overlay_mask,
+    uncrop,
+)
 from sdtui.engine.networks import lora_hashes_extra, pass_networks
 from sdtui.engine.options import EngineOptions
 from sdtui.engine.passes import LATENT_FACTOR, PassRun, denoise_pass, pass_rng
@@ -254,21 +260,30 @@ def img2img(
     if params.img2img_color_correction:
         corrections = color_corrections(color_references or inputs.images)
 
+    tiling = {"tile": options.upscaler_tile, "overlap": options.upscaler_tile_overlap}
+
+    def overlay_for(offset: int) -> Image.Image:
+        overlay = inputs.overlays[offset % len(inputs.overlays)]  # type: ignore[index]
+        return batch_overlays[offset] if offset < len(batch_overlays) else overlay
+
     def overlaid(image: Image.Image, offset: int) -> Image.Image:
         if not inputs.overlays:
             return image
-        overlay = inputs.overlays[offset % len(inputs.overlays)]
-        overlay = batch_overlays[offset] if offset < len(batch_overlays) else overlay
-        return apply_overlay(
-            image, overlay, inputs.paste_to, resize_upscaler, tile=options.upscaler_tile,
-            overlap=options.upscaler_tile_overlap,
-        )  # fmt: skip
+        return apply_overlay(image, overlay_for(offset), inputs.paste_to, resize_upscaler, **tiling)
 
     def finish(image: Image.Image, offset: int, keep: Any) -> Image.Image:
         if corrections:
             if options.copy_suffix("color correction") is not None:
                 keep("color correction", overlaid(image, offset))  # A1111: overlay, no CC
             image = corrections[offset % len(corrections)].apply(image)
+        if inputs.overlays:  # A1111's save_mask / save_mask_composite, kept after the image
+            mask = overlay_mask(overlay_for(offset))
+            if options.copy_suffix("mask") is not None:
+                keep("mask", mask.convert("RGB"))
+            if options.copy_suffix("mask composite") is not None:
+                size = mask.size
+                denoised = uncrop(image, size, inputs.paste_to, resize_upscaler, **tiling)
+                keep("mask composite", mask_composite(denoised, mask))
         return overlaid(image, offset)
 
     facts = {

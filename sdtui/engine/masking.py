@@ -225,14 +225,42 @@ def apply_overlay(
     """A result with the input's unmasked pixels over it. With `paste_to` (x, y, w, h: Only
     masked), the result is first scaled into that box of the input (crop and resize, by
     `upscaler` in `tile` px tiles)."""
-    if paste_to is not None:
-        x, y, width, height = paste_to
-        base = Image.new("RGBA", overlay.size)
-        scaled = resize_image(
-            CROP_AND_RESIZE, image, width, height, upscaler, tile=tile, overlap=overlap
-        )
-        base.paste(scaled, (x, y))
-        image = base
+    image = uncrop(image, overlay.size, paste_to, upscaler, tile=tile, overlap=overlap)
     image = image.convert("RGBA")
     image.alpha_composite(overlay)
     return image.convert("RGB")
+
+
+def uncrop(
+    image: Image.Image,
+    size: tuple[int, int],
+    paste_to: tuple[int, int, int, int] | None,
+    upscaler: Any = None,
+    *,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+) -> Image.Image:
+    """The result as it lies on the input before the overlay: itself, or with `paste_to`
+    (Only masked) scaled into that box of a transparent canvas of the input's `size`."""
+    if paste_to is None:
+        return image
+    x, y, width, height = paste_to
+    base = Image.new("RGBA", size)
+    scaled = resize_image(
+        CROP_AND_RESIZE, image, width, height, upscaler, tile=tile, overlap=overlap
+    )
+    base.paste(scaled, (x, y))
+    return base
+
+
+def overlay_mask(overlay: Image.Image) -> Image.Image:
+    """The mask an overlay was made with (A1111's mask_for_overlay): white where repainted."""
+    return ImageOps.invert(overlay.getchannel("A"))
+
+
+def mask_composite(denoised: Image.Image, mask: Image.Image) -> Image.Image:
+    """A1111's save_mask_composite image: the result before the overlay, transparent where the
+    mask is black, opaque where it is white (RGBA, premultiplied blend as A1111)."""
+    return Image.composite(
+        denoised.convert("RGBA").convert("RGBa"), Image.new("RGBa", denoised.size), mask
+    ).convert("RGBA")

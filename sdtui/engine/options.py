@@ -28,6 +28,18 @@ if TYPE_CHECKING:
     from sdtui.models.networks import LoraNetwork
 
 
+# The extra copies A1111 can save beside an image, by the engine's stage names, with their
+# file suffixes; the masks' are saved after the image, the others before it.
+COPY_SUFFIXES = {
+    "highres fix": "-before-highres-fix",
+    "face restoration": "-before-face-restoration",
+    "color correction": "-before-color-correction",
+    "mask": "-mask",
+    "mask composite": "-mask-composite",
+}
+AFTER_IMAGE_COPIES = frozenset({"mask", "mask composite"})
+
+
 @dataclass(frozen=True)
 class ModelFacts:
     """How the infotext names the model and VAE (A1111's `Model`, `Model hash`, ...)."""
@@ -60,8 +72,10 @@ class EngineOptions:
     image, before img2img's overlay (A1111's order); `face_restoration_model` names it in
     the infotext ("Face restoration: CodeFormer"). `init_image_hash`: the md5 of the init
     image the job saved (A1111's save_init_img), written as "Init image hash".
-    `keep_before` / `on_intermediate`: the copies A1111's save_images_before_highres_fix and
-    save_images_before_face_restoration save, called before the image's own `on_image`."""
+    `keep_copies` / `on_intermediate`: the extra files A1111 saves beside an image, by
+    stage (`COPY_SUFFIXES`): save_images_before_highres_fix / _face_restoration /
+    _color_correction, handed over before the image's own `on_image`, and save_mask /
+    save_mask_composite (img2img with a mask), handed over after it."""
 
     samplers: Any
     schedules: Any
@@ -84,16 +98,16 @@ class EngineOptions:
     face_restorer: Callable[[Any], Any] | None = None  # PIL image -> restored PIL image
     face_restoration_model: str | None = None  # its name, for the infotext
     init_image_hash: str | None = None  # img2img: the saved init image's md5
-    # A1111's save_images_before_*: which in-between images to hand to `on_intermediate`
-    # ("highres fix", "face restoration"), each with its image's infotext and a file suffix
-    keep_before: frozenset[str] = frozenset()
+    # which of `COPY_SUFFIXES`' stages to hand to `on_intermediate`, each with its image's
+    # infotext and its file suffix
+    keep_copies: frozenset[str] = frozenset()
     on_intermediate: Callable[[GeneratedImage, str], None] | None = None
 
     def copy_suffix(self, stage: str) -> str | None:
-        """The file suffix of the copy before `stage` ("-before-highres-fix") when the run
+        """The file suffix of `stage`'s copy ("-before-highres-fix", "-mask") when the run
         keeps one, else None."""
-        if stage in self.keep_before and self.on_intermediate is not None:
-            return "-before-" + stage.replace(" ", "-")
+        if stage in self.keep_copies and self.on_intermediate is not None:
+            return COPY_SUFFIXES[stage]
         return None
 
     @property

@@ -173,6 +173,16 @@ _SPECS: tuple[SettingSpec, ...] = (
         "NNNNN-<seed>-before-color-correction.png (img2img with color correction on).",
     ),
     _setting(
+        "save_mask", "For inpainting, save a copy of the greyscale mask", SAVING, False,
+        "NNNNN-<seed>-mask.png after each inpainted image: the mask the overlay used "
+        "(white = repainted), same infotext.",
+    ),
+    _setting(
+        "save_mask_composite", "For inpainting, save a masked composite", SAVING, False,
+        "NNNNN-<seed>-mask-composite.png: the result before the overlay, transparent where "
+        "the mask is black.",
+    ),
+    _setting(
         "save_init_img", "Save init images when using img2img", SAVING, False,
         "Each init image as <md5 of its pixels>.png in the init images folder; the "
         "infotext gets \"Init image hash\".",

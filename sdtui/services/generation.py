@@ -68,19 +68,22 @@ def apply_styles(params: GenerationParams, dirs: DataDirs) -> GenerationParams:
     return dataclasses.replace(params, prompt=prompt, negative_prompt=negative, styles=())
 
 
-# A1111's "save a copy of image before ..." settings, by the engine's stage names
-BEFORE_SETTINGS = {
+# A1111's "save a copy of image before ..." and "save the mask" settings, by the engine's
+# stage names (sdtui.engine.options.COPY_SUFFIXES)
+COPY_SETTINGS = {
     "highres fix": "save_images_before_highres_fix",
     "face restoration": "save_images_before_face_restoration",
     "color correction": "save_images_before_color_correction",
+    "mask": "save_mask",
+    "mask composite": "save_mask_composite",
 }
 
 
 def job_settings(settings: Any) -> dict[str, Any]:
     """A job's fields that come from the settings: the upscalers' tiling (A1111's
     ESRGAN_tile and ESRGAN_tile_overlap), how "Restore faces" runs its restorer
-    (code_former_weight, face_restoration_unload), the save_images_before_* copies, SDXL's
-    crop and refiner aesthetic scores and hires_fix_refiner_pass:
+    (code_former_weight, face_restoration_unload), the save_images_before_* and save_mask*
+    copies, SDXL's crop and refiner aesthetic scores and hires_fix_refiner_pass:
     `Txt2ImgJob(..., **job_settings(s))`. Which restorer runs is a parameter
     (`face_restoration_model`, default from settings)."""
     return {
@@ -94,7 +97,7 @@ def job_settings(settings: Any) -> dict[str, Any]:
             float(settings["sdxl_refiner_high_aesthetic_score"]),
         ),
         "hires_refiner_pass": str(settings["hires_fix_refiner_pass"]),
-        "keep_before": frozenset(stage for stage, key in BEFORE_SETTINGS.items() if settings[key]),
+        "keep_copies": frozenset(stage for stage, key in COPY_SETTINGS.items() if settings[key]),
     }
 
 
@@ -189,7 +192,7 @@ class Txt2ImgJob:
     upscaler_tile_overlap: int = DEFAULT_OVERLAP
     code_former_weight: float = 0.5
     face_restoration_unload: bool = False  # the restorer's network back to RAM after each image
-    keep_before: frozenset[str] = frozenset()  # save_images_before_*: copies saved beside
+    keep_copies: frozenset[str] = frozenset()  # save_images_before_*, save_mask*: extra files
     sdxl_crop: tuple[int, int] = (0, 0)  # sdxl_crop_top / sdxl_crop_left
     refiner_aesthetic: tuple[float, float] = (2.5, 6.0)  # sdxl_refiner_low / high_aesthetic_score
     hires_refiner_pass: str = "second pass"  # hires_fix_refiner_pass
@@ -273,7 +276,7 @@ class Txt2ImgJob:
             upscaler_tile_overlap=self.upscaler_tile_overlap,
             face_restorer=restore,
             face_restoration_model=restorer_name if restore else None,
-            keep_before=self.keep_before if save else frozenset(),
+            keep_copies=self.keep_copies if save else frozenset(),
             sdxl_crop=self.sdxl_crop,
             refiner_aesthetic=self.refiner_aesthetic,
             hires_refiner_pass=self.hires_refiner_pass,
