@@ -99,6 +99,23 @@ def test_img2img_takes_scripts_too(root, data_dirs, capsys, tmp_path) -> None:
     assert [read_image_metadata(p).infotext.split("\n")[0] for p in paths] == ["a", "a, b", "a"]
 
 
+def test_an_img2img_batch_runs_the_script_on_each_input(root, capsys, tmp_path) -> None:
+    """A1111's process_batch runs the chosen script once per input (its images named after
+    the input in the output folder; its grids in the img2img grids folder)."""
+    for index, name in enumerate(("a.png", "b.png")):
+        Image.new("RGB", (64, 64), (20 + 90 * index, 120, 200)).save(tmp_path / name)
+    out = tmp_path / "out"
+    argv = ["img2img", "--batch-input-dir", str(tmp_path), "--batch-output-dir", str(out)]
+    argv += ["--prompt", "a|b", "--seed", "4", *SMALL, *root, "--script", "prompt matrix"]
+    assert main(argv) == 0
+    paths = written(capsys)
+    assert [path.rsplit("/", 1)[-1] for path in paths if "/out/" in path] == [
+        "00000-a.png", "00001-a.png", "00002-b.png", "00003-b.png",
+    ]  # fmt: skip
+    assert sum("img2img-grids" in path for path in paths) == 2
+    assert [read_image_metadata(p).infotext.split("\n")[0] for p in paths[:2]] == ["a", "a, b"]
+
+
 def test_img2img_help_script_needs_no_init_but_a_run_does(root, data_dirs, capsys) -> None:
     assert main(["img2img", "--script", "loopback", "--help-script", *root]) == 0
     assert "loops (Loops)" in capsys.readouterr().out

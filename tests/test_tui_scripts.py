@@ -238,15 +238,20 @@ async def test_options_become_controls_and_checked_values(data_dirs) -> None:
         assert not screen.query_one("#script-group", Collapsible).collapsed
 
 
+def batch_summary(app) -> list[str]:
+    return [n.message for n in app._notifications if n.title == "img2img batch"]
+
+
 @pytest.mark.slow  # ~15 s; the txt2img run above covers the same path
-async def test_xyz_plot_runs_from_the_img2img_tab_but_not_in_batch(tiny_dirs) -> None:
+async def test_xyz_plot_runs_from_the_img2img_tab_and_on_each_batch_input(tiny_dirs) -> None:
+    from sdtui.widgets.file_browser import PathInput
     from tests.test_tui_img2img import open_img2img, open_path, write_png
 
     write_png(tiny_dirs.outputs / "start.png", (64, 64))
+    write_png(tiny_dirs.outputs / "batch-in" / "a.png", (64, 64))
     app = make_app(tiny_dirs)
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
-        events = queued_jobs(app)
         screen = await open_img2img(pilot)
         await open_path(pilot, screen, "start.png")
         for name, value in (("steps", "2"), ("width", "64"), ("height", "64"), ("seed", "3")):
@@ -254,15 +259,6 @@ async def test_xyz_plot_runs_from_the_img2img_tab_but_not_in_batch(tiny_dirs) ->
         await choose(pilot, "X/Y/Z plot")
         control(screen, "x_type").value = "Denoising"
         control(screen, "x_values").value = "0.5, 1"
-        screen.image_input.mode = "batch"
-        await pilot.pause()
-        await pilot.press("f5")
-        await pilot.pause()
-        errors = [n.message for n in app._notifications if n.severity == "error"]
-        assert any("Scripts run on one image" in m for m in errors), errors
-        assert events == [] and screen.job_id is None
-        screen.image_input.mode = "img2img"
-        await pilot.pause()
         await pilot.press("f5")
         await wait_until(pilot, lambda: screen.job_id is None and len(screen.results) >= 3)
         images = sorted((tiny_dirs.outputs / "img2img-images").rglob("*.png"))
@@ -273,6 +269,17 @@ async def test_xyz_plot_runs_from_the_img2img_tab_but_not_in_batch(tiny_dirs) ->
             for p in images
         )
         assert strengths == ["0.5", "1"]
+        # Batch: the plot runs on each input (A1111's process_batch)
+        screen.image_input.mode = "batch"
+        await pilot.pause()
+        screen.query_one("#batch-input-dir", PathInput).value = "batch-in"
+        screen.query_one("#batch-output-dir", PathInput).value = "batch-out"
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: screen.job_id is None and batch_summary(app))
+        assert batch_summary(app) == ["1 done (3 images written)"]
+        written = sorted(path.name for path in (tiny_dirs.outputs / "batch-out").iterdir())
+        assert written == ["00000-a.png", "00001-a.png"]
+        assert len(sorted((tiny_dirs.outputs / "img2img-grids").rglob("*.png"))) == 2
         assert [r.grid for r in screen.results].count(True) == 1
 
 

@@ -106,8 +106,6 @@ class Img2ImgCommand(GenerateCommand):
         if args.help_script:
             return script_help(args, "img2img")
         if args.batch_input_dir is not None:
-            if args.script:
-                raise ValueError("--script does not run with --batch-input-dir yet")
             return run_batch(args)
         if args.init is None:
             raise ValueError("give --init IMAGE (or --batch-input-dir DIR)")

@@ -106,18 +106,22 @@ def batch_spec(args: argparse.Namespace) -> BatchSpec:
 def run_batch(args: argparse.Namespace) -> int:
     """Run the batch; print the paths written, then the summary (stderr)."""
     from sdtui.cli.generate import command_setup, params_from_arguments, run_job
+    from sdtui.cli.script_flags import check_script, script_from_arguments
     from sdtui.params.schema import img2img_defaults
     from sdtui.services.generation import job_settings
     from sdtui.services.img2img_batch import Img2ImgBatchJob, summary
     from sdtui.services.requests import prepare_img2img
 
     spec = batch_spec(args)  # before anything is loaded or created
+    script, script_args = script_from_arguments(args, "img2img")  # A1111: runs on each input
     requested = params_from_arguments(args, img2img_defaults())
     dirs, host, settings, model = command_setup(args, "img2img")
     params = prepare_img2img(
         requested, host, legacy_schedule=args.schedule is None,
         settings=settings.generation_defaults(),
     )  # fmt: skip
+    random_seed = requested.seed == -1
+    check_script(script, script_args, params, dirs, random_seed, "img2img")
     naming = settings.output_naming("img2img")
     upscaler = settings["upscaler_for_img2img"]
     jobs: list[Img2ImgBatchJob] = []
@@ -125,7 +129,8 @@ def run_batch(args: argparse.Namespace) -> int:
     def make_job(runtime: Any) -> Img2ImgBatchJob:
         job = Img2ImgBatchJob(
             runtime, host, dirs, params, model, naming=naming, resize_upscaler=upscaler,
-            batch=spec, **job_settings(settings),
+            batch=spec, script=script, script_args=script_args, random_seed=random_seed,
+            **job_settings(settings),
         )  # fmt: skip
         jobs.append(job)
         return job

@@ -12,8 +12,8 @@ batch; the inpaint group (mask blur, mask mode, masked content, inpaint area, pa
 A1111's "Soft inpainting" group show in the inpaint sub-tabs. Alt+D is A1111's 📐: width
 and height from the image, down to multiples of 8. Generate queues `Backend.submit_img2img`
 with the sub-tab's image and mask; an empty painted mask is refused with a message rather
-than run for nothing. The Script group lists the scripts that work in img2img; a script
-runs on one image, not in Batch.
+than run for nothing. The Script group lists the scripts that work in img2img; in Batch
+the script runs on each input, as in A1111.
 """
 
 from __future__ import annotations
@@ -194,12 +194,10 @@ class Img2ImgScreen(GenerationScreen):
     def submit(self, params: GenerationParams) -> Any:
         panel = self.image_input
         if panel.mode == "batch":
-            if self.script_inputs:
-                raise ValueError(
-                    "Scripts run on one image: choose Script None for Batch, or another sub-tab."
-                )
             spec = panel.query_one(BatchPanel).spec(self._scale())
-            handle, self._batch_job = self.app.backend.submit_img2img_batch(params, spec)
+            handle, self._batch_job = self.app.backend.submit_img2img_batch(
+                params, spec, **self.script_inputs
+            )
             return handle
         init, mask = panel.inputs(params.mask_blur)
         painted = panel.mode in ("inpaint", "inpaint_sketch")

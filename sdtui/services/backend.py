@@ -310,16 +310,18 @@ class Backend:
             **_script_inputs(script),
         )
 
-    def submit_img2img_batch(self, params: Any, batch: Any) -> tuple[Any, Any]:
+    def submit_img2img_batch(self, params: Any, batch: Any, **script: Any) -> tuple[Any, Any]:
         """Queue img2img over a folder (`batch`, a checked `BatchSpec` of
         `sdtui.services.img2img_batch`) for resolved `params`; returns (handle, job), and
-        the job's `report` says what became of each image."""
+        the job's `report` says what became of each image. `script`: as for txt2img, run on
+        each input (A1111's process_batch)."""
         from sdtui.services.img2img_batch import Img2ImgBatchJob
 
         upscaler = self.user_settings["upscaler_for_img2img"]
         return self._submit_generation(
-            Img2ImgBatchJob, params, batch=batch, resize_upscaler=upscaler
-        )
+            Img2ImgBatchJob, params, batch=batch, resize_upscaler=upscaler,
+            **_script_inputs(script),
+        )  # fmt: skip
 
     def refresh_upscalers(self) -> list[Any]:
         """Scan the upscaler folders again (files added or removed since start-up) and
