@@ -8,10 +8,9 @@ import sdtui.engine.preview as preview
 from sdtui.params.schema import GenerationParams
 from tests.test_txt2img import run
 
-# a "VAE" whose encoder is exactly linear: 8x8 average, then a known 3 -> 4 channel map
-MIX = torch.tensor(
-    [[0.5, -0.2, 0.1, 0.3], [0.1, 0.6, -0.3, 0.2], [-0.2, 0.1, 0.7, -0.4]]
-)  # [3, 4]
+# a "VAE" whose encoder is exactly linear: 8x8 average, then a known 3 -> 4 channel map,
+# MIX [3, 4]
+MIX = torch.tensor([[0.5, -0.2, 0.1, 0.3], [0.1, 0.6, -0.3, 0.2], [-0.2, 0.1, 0.7, -0.4]])
 BIAS = torch.tensor([0.05, -0.1, 0.2, 0.0])
 
 
