@@ -15,7 +15,14 @@ from sdtui.models.loader import load_checkpoint
 from sdtui.training.default_model import META_TRAINING, TINY_SIZE
 from sdtui.training.recipe import LOSS_LOG, TrainingPlan, run_training
 from sdtui.training.train_state import LossLog, read_losses
-from sdtui.training.unet_stage import UNetOptions, loss_weights, step_captions, training_noise
+from sdtui.training.unet_stage import (
+    UNetOptions,
+    diffusion_loss,
+    loss_weights,
+    sample_timesteps,
+    step_captions,
+    training_noise,
+)
 from sdtui.training.vae_stage import VAEOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,3 +182,45 @@ def test_high_noise_weight_is_one_over_snr_capped_below_snr_one() -> None:
     weighted = loss_weights(snr, gamma=5.0, high_noise_weight=20.0)
     assert weighted.tolist() == pytest.approx([0.05, 1, 1, 2, 10, 20])
     assert loss_weights(snr, 5.0, high_noise_weight=1.0).tolist() == plain.tolist()
+
+
+def test_the_high_timestep_share_draws_from_the_top_of_the_schedule() -> None:
+    timesteps = sample_timesteps(400, 1000, torch.Generator().manual_seed(0), 0.25, 850)
+    assert bool((timesteps[:100] >= 850).all()) and int(timesteps[100:].min()) < 850
+    plain = sample_timesteps(400, 1000, torch.Generator().manual_seed(0))
+    assert torch.equal(
+        plain, torch.randint(0, 1000, (400,), generator=torch.Generator().manual_seed(0))
+    )
+
+
+def test_blind_samples_see_pure_noise_and_still_learn_their_image() -> None:
+    """The blind share's x_t carries nothing of x0, and its eps target is the one that turns
+    that x_t back into x0 (x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)): an oracle that
+    knows x0 has zero loss."""
+    from types import SimpleNamespace
+
+    from sdtui.core.discrete import alphas_cumprod_from_betas, scaled_linear_betas
+
+    abar_all = alphas_cumprod_from_betas(scaled_linear_betas()).float()
+    seen: list[torch.Tensor] = []
+
+    def loss_for(x0: torch.Tensor) -> torch.Tensor:
+        def oracle(noisy: torch.Tensor, timesteps: torch.Tensor, **_: object) -> SimpleNamespace:
+            seen.append(noisy)
+            abar = abar_all[timesteps].reshape(-1, 1, 1, 1)
+            return SimpleNamespace(sample=(noisy - abar.sqrt() * x0) / (1 - abar).sqrt())
+
+        def text(input_ids: torch.Tensor) -> SimpleNamespace:
+            return SimpleNamespace(last_hidden_state=torch.zeros(len(input_ids), 1, 1))
+
+        return diffusion_loss(
+            oracle, text, x0, torch.zeros(8, 1), abar_all, 5.0, torch.Generator().manual_seed(1),
+            high_noise_weight=50.0, high_t_share=0.5, high_t_from=900, high_t_blind=True,
+        )  # fmt: skip
+
+    first = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    assert float(loss_for(first)) < 1e-9
+    assert float(loss_for(first + 1)) < 1e-9
+    blind_a, blind_b = seen[0][:4], seen[1][:4]
+    assert torch.equal(blind_a, blind_b)  # nothing of the image in the blind share's input
+    assert not torch.equal(seen[0][4:], seen[1][4:])

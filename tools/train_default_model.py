@@ -87,6 +87,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cap of the 1/SNR weight on high-noise samples (1: off; see diffusion_loss)",
     )
     parser.add_argument(
+        "--high-t-share",
+        type=float,
+        default=plan.unet.high_t_share,
+        help="share of each UNet batch with timesteps from --high-t-from up (0: uniform)",
+    )
+    parser.add_argument("--high-t-from", type=int, default=plan.unet.high_t_from)
+    parser.add_argument(
+        "--high-t-blind",
+        action="store_true",
+        help="the high-timestep share sees pure noise (a sampler's first step), not its image",
+    )
+    parser.add_argument("--unet-lr", type=float, default=plan.unet.lr, help="peak learning rate")
+    parser.add_argument(
         "--latents", type=int, default=plan.latents, help="training images encoded for the UNet"
     )
     parser.add_argument("--threads", type=int, default=plan.threads, help="torch CPU threads")
@@ -109,6 +122,10 @@ def plan_from(args: argparse.Namespace) -> TrainingPlan:
             pyramid_noise=args.pyramid_noise,
             pyramid_noise_from=args.pyramid_noise_from,
             high_noise_weight=args.high_noise_weight,
+            high_t_share=args.high_t_share,
+            high_t_from=args.high_t_from,
+            high_t_blind=args.high_t_blind or plan.unet.high_t_blind,
+            lr=args.unet_lr,
         ),
         latents=args.latents,
         threads=args.threads,

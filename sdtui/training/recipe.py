@@ -53,6 +53,9 @@ def model_info(plan: TrainingPlan, vae_step: int, unet_step: int) -> dict[str, o
         "pyramid_noise": plan.unet.pyramid_noise,
         "pyramid_noise_from": plan.unet.pyramid_noise_from,
         "high_noise_weight": plan.unet.high_noise_weight,
+        "high_t_share": plan.unet.high_t_share,
+        "high_t_from": plan.unet.high_t_from,
+        "high_t_blind": plan.unet.high_t_blind,
         "latents": plan.latents,
         "trainer": "tools/train_default_model.py",
     }

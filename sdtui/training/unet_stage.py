@@ -60,12 +60,25 @@ class UNetOptions:
     pyramid_noise_from: int = 3000
     # > 1: multiply the loss of high-noise samples by 1/SNR, capped here (see diffusion_loss)
     high_noise_weight: float = 1.0
+    # this share of each batch draws its timesteps from [high_t_from, 1000) instead of
+    # [0, 1000): where x_t no longer shows where the shape is, so only the caption can say
+    high_t_share: float = 0.0
+    high_t_from: int = 850
+    # those samples' x_t is pure noise, as a sampler's first step sees it (see diffusion_loss)
+    high_t_blind: bool = False
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with its save: not the step count, the save period
         or the noise phase (a run may be continued with more steps or another noise)."""
         values = asdict(self)
-        phases = ("pyramid_noise", "pyramid_noise_from", "high_noise_weight")
+        phases = (
+            "pyramid_noise",
+            "pyramid_noise_from",
+            "high_noise_weight",
+            "high_t_share",
+            "high_t_from",
+            "high_t_blind",
+        )
         for name in ("steps", "save_every", *phases):
             values.pop(name)
         return values
@@ -109,6 +122,18 @@ def token_ids(captions: list[str]) -> torch.Tensor:
     return torch.tensor([tokenizer.tokenize(text) for text in captions])
 
 
+def sample_timesteps(
+    count: int, total: int, generator: torch.Generator, high_share: float = 0.0, high_from: int = 0
+) -> torch.Tensor:
+    """Uniform integer timesteps in [0, total), the first round(count * high_share) of them
+    in [high_from, total) instead."""
+    timesteps = torch.randint(0, total, (count,), generator=generator)
+    high = round(count * high_share)
+    if high:
+        timesteps[:high] = torch.randint(high_from, total, (high,), generator=generator)
+    return timesteps
+
+
 def loss_weights(snr: torch.Tensor, gamma: float, high_noise_weight: float = 1.0) -> torch.Tensor:
     """Per-sample weights of the eps MSE: min-SNR-gamma, times min(1/SNR, high_noise_weight)
     where SNR < 1 if high_noise_weight > 1."""
@@ -128,6 +153,9 @@ def diffusion_loss(
     generator: torch.Generator,
     pyramid_discount: float = 0.0,
     high_noise_weight: float = 1.0,
+    high_t_share: float = 0.0,
+    high_t_from: int = 0,
+    high_t_blind: bool = False,
 ) -> torch.Tensor:
     """Min-SNR-weighted eps-prediction MSE of one batch of scaled latents.
 
@@ -136,10 +164,20 @@ def diffusion_loss(
     the eps loss barely notices a wrong layout (a shape in the wrong place costs ~0.1% of
     the loss at t=999): the model learns to take layout from whatever the noise suggests
     rather than from the prompt. 1/SNR turns those samples' loss into the clean image's."""
-    timesteps = torch.randint(0, len(alphas_cumprod), (x0.shape[0],), generator=generator)
+    timesteps = sample_timesteps(
+        x0.shape[0], len(alphas_cumprod), generator, high_t_share, high_t_from
+    )
     noise = training_noise(x0.shape, generator, pyramid_discount)
     abar = alphas_cumprod[timesteps].reshape(-1, 1, 1, 1)
     noisy = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    if high_t_blind and high_t_share > 0:
+        # the high-timestep share sees no trace of its image: x_t = sqrt(1 - abar) * noise,
+        # the eps target still (x_t - sqrt(abar) x0) / sqrt(1 - abar), so only the caption
+        # can say where the shape is; a sampler's first step is exactly this
+        blind = round(x0.shape[0] * high_t_share)
+        noisy[:blind] = (1 - abar[:blind]).sqrt() * noise[:blind]
+        noise = noise.clone()
+        noise[:blind] = noise[:blind] - (abar[:blind] / (1 - abar[:blind])).sqrt() * x0[:blind]
     context = text_encoder(input_ids=ids).last_hidden_state
     predicted = unet(noisy, timesteps, encoder_hidden_states=context).sample
     weights = loss_weights(abar.flatten() / (1 - abar.flatten()), gamma, high_noise_weight)
@@ -224,6 +262,9 @@ def train_unet(
             generator,
             discount,
             options.high_noise_weight,
+            options.high_t_share,
+            options.high_t_from,
+            options.high_t_blind,
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
