@@ -20,7 +20,7 @@ from sdtui.engine.options import EngineOptions
 from sdtui.params.schema import img2img_defaults
 from sdtui.params.settings_schema import SETTINGS
 from sdtui.params.validate import resolve
-from sdtui.services.generation import job_settings
+from sdtui.services.generation import RunSettings
 from tests.test_color_correction import noisy
 from tests.test_img2img_timesteps import host, tiny
 
@@ -106,6 +106,6 @@ def test_the_composite_is_the_image_where_white_and_clear_where_black() -> None:
 
 def test_the_settings_turn_the_copies_on() -> None:
     settings = {name: setting.default for name, setting in SETTINGS.items()}
-    assert job_settings(settings)["keep_copies"] == frozenset()
+    assert RunSettings.from_settings(settings).keep_copies == frozenset()
     settings.update(save_mask=True, save_mask_composite=True)
-    assert job_settings(settings)["keep_copies"] == COPIES
+    assert RunSettings.from_settings(settings).keep_copies == COPIES

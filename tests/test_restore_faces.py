@@ -16,7 +16,7 @@ from sdtui.params.settings_schema import SETTINGS
 from sdtui.params.validate import resolve
 from sdtui.registry import KINDS, Registry
 from sdtui.services.face_restoration import face_restorer
-from sdtui.services.generation import job_settings
+from sdtui.services.generation import RunSettings
 from tests.test_txt2img import run
 
 
@@ -140,7 +140,7 @@ def test_the_builtin_restorers_without_weights_say_where_to_put_them(data_dirs):
         face_restorer(host, "CodeFormer", 0.5)
 
 
-def test_job_settings_carry_the_settings_a_job_runs_with():
+def test_run_settings_carry_the_settings_a_job_runs_with():
     from sdtui.engine.refiner import HIRES_REFINER_PASSES
     from sdtui.params.settings_schema import HIRES_REFINER_PASSES as LISTED
 
@@ -152,16 +152,18 @@ def test_job_settings_carry_the_settings_a_job_runs_with():
         save_images_before_face_restoration=True, sdxl_crop_top=16, sdxl_crop_left=8,
         sdxl_refiner_low_aesthetic_score=2.0, hires_fix_refiner_pass="both passes",
     )  # fmt: skip
-    assert job_settings(values) == {  # the restorer itself is a parameter
-        "upscaler_tile": 64,
-        "upscaler_tile_overlap": 4,
-        "code_former_weight": 0.3,
-        "face_restoration_unload": True,
-        "keep_copies": frozenset({"face restoration"}),
-        "sdxl_crop": (16, 8),
-        "refiner_aesthetic": (2.0, 6.0),
-        "hires_refiner_pass": "both passes",
-    }
+    assert RunSettings.from_settings(values) == RunSettings(  # the restorer is a parameter
+        upscaler_tile=64,
+        upscaler_tile_overlap=4,
+        code_former_weight=0.3,
+        face_restoration_unload=True,
+        keep_copies=frozenset({"face restoration"}),
+        sdxl_crop=(16, 8),
+        refiner_aesthetic=(2.0, 6.0),
+        hires_refiner_pass="both passes",
+    )
+    defaults = {name: setting.default for name, setting in SETTINGS.items()}
+    assert RunSettings.from_settings(defaults) == RunSettings()  # the same defaults
 
 
 class Offloading(Recorder):

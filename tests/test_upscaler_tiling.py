@@ -25,7 +25,7 @@ from sdtui.params.validate import resolve
 from sdtui.plugins import PluginHost
 from sdtui.runtime.job_events import Finished
 from sdtui.services.backend import Backend
-from sdtui.services.generation import job_settings
+from sdtui.services.generation import RunSettings
 from sdtui.services.settings import Settings
 from tests.tiny_models import write_tiny_checkpoint
 
@@ -106,10 +106,8 @@ def test_img2img_resizes_its_inputs_in_the_options_tiles() -> None:
 def test_the_settings_reach_the_engine_through_the_backend(data_dirs) -> None:
     write_tiny_checkpoint(data_dirs.checkpoints / "tiny.safetensors", "sd1")
     settings = Settings.load(data_dirs)
-    tiling = {
-        key: job_settings(settings)[key] for key in ("upscaler_tile", "upscaler_tile_overlap")
-    }
-    assert tiling == {"upscaler_tile": 192, "upscaler_tile_overlap": 8}
+    tiling = RunSettings.from_settings(settings)
+    assert (tiling.upscaler_tile, tiling.upscaler_tile_overlap) == (192, 8)
     assert settings.update({"ESRGAN_tile": 32, "ESRGAN_tile_overlap": 8}) == []
     upscaler = CountingTiles()
     backend = Backend(data_dirs, device="cpu", host_factory=lambda: host_with(upscaler))
@@ -117,7 +115,8 @@ def test_the_settings_reach_the_engine_through_the_backend(data_dirs) -> None:
     try:
         params = dataclasses.replace(hires_request(), model=None)
         handle, job = backend.submit_txt2img(backend.prepare(params))
-        assert (job.upscaler_tile, job.upscaler_tile_overlap) == (32, 8)
+        assert job.run_settings == RunSettings.from_settings(settings)
+        assert (job.run_settings.upscaler_tile, job.run_settings.upscaler_tile_overlap) == (32, 8)
         assert isinstance(handle.wait(), Finished)
     finally:
         backend.shutdown()
@@ -145,7 +144,7 @@ def test_sd_upscale_runs_its_upscaler_in_the_jobs_tiles(tmp_path) -> None:
             runtime, host, dirs, params, choose_checkpoint(dirs, None),
             init_images=[Image.new("RGB", (64, 64), "red")],
             script=host.scripts.get("SD upscale"), script_args={"upscaler": NAME, "overlap": 0},
-            upscaler_tile=32, upscaler_tile_overlap=8,
+            run_settings=RunSettings(upscaler_tile=32, upscaler_tile_overlap=8),
         )  # fmt: skip
         assert isinstance(runtime.jobs.submit(job, name="sd", kind="img2img").wait(), Finished)
     finally:

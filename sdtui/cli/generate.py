@@ -135,7 +135,7 @@ class GenerateCommand:
         return reporting_errors(self.name, self._run, args)
 
     def _run(self, args: argparse.Namespace) -> int:
-        from sdtui.services.generation import Txt2ImgJob, job_settings
+        from sdtui.services.generation import RunSettings, Txt2ImgJob
         from sdtui.services.requests import prepare_txt2img
 
         if args.help_script:
@@ -157,7 +157,7 @@ class GenerateCommand:
             return Txt2ImgJob(
                 runtime, host, dirs, params, model, out_dir=args.out, naming=naming,
                 script=script, script_args=script_args, random_seed=random_seed,
-                **job_settings(settings),
+                run_settings=RunSettings.from_settings(settings),
             )  # fmt: skip
 
         return run_job(args, host, make_job, "txt2img")

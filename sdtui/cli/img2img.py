@@ -99,7 +99,7 @@ class Img2ImgCommand(GenerateCommand):
         add_script_flags(parser)
 
     def _run(self, args: argparse.Namespace) -> int:
-        from sdtui.services.generation import job_settings
+        from sdtui.services.generation import RunSettings
         from sdtui.services.img2img_job import Img2ImgJob
         from sdtui.services.requests import prepare_img2img
 
@@ -133,7 +133,7 @@ class Img2ImgCommand(GenerateCommand):
                 runtime, host, dirs, params, model, out_dir=args.out, naming=naming,
                 init_images=[init], mask=mask, resize_upscaler=upscaler,
                 script=script, script_args=script_args, random_seed=random_seed,
-                **job_settings(settings),
+                run_settings=RunSettings.from_settings(settings),
             )  # fmt: skip
 
         return run_job(args, host, make_job, "img2img")

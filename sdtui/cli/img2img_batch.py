@@ -108,7 +108,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from sdtui.cli.generate import command_setup, params_from_arguments, run_job
     from sdtui.cli.script_flags import check_script, script_from_arguments
     from sdtui.params.schema import img2img_defaults
-    from sdtui.services.generation import job_settings
+    from sdtui.services.generation import RunSettings
     from sdtui.services.img2img_batch import Img2ImgBatchJob, summary
     from sdtui.services.requests import prepare_img2img
 
@@ -130,7 +130,7 @@ def run_batch(args: argparse.Namespace) -> int:
         job = Img2ImgBatchJob(
             runtime, host, dirs, params, model, naming=naming, resize_upscaler=upscaler,
             batch=spec, script=script, script_args=script_args, random_seed=random_seed,
-            **job_settings(settings),
+            run_settings=RunSettings.from_settings(settings),
         )  # fmt: skip
         jobs.append(job)
         return job

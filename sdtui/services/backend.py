@@ -364,7 +364,7 @@ class Backend:
 
     def _submit_generation(self, job_class: Any, params: Any, **inputs: Any) -> tuple[Any, Any]:
         """Queue a `Txt2ImgJob` (or subclass) job; the status names its checkpoint."""
-        from sdtui.services.generation import job_settings
+        from sdtui.services.generation import RunSettings
 
         self._require_runtime()
         model = self.choose_model(params.model)
@@ -380,7 +380,7 @@ class Backend:
             naming=settings.output_naming(kind),
             embeddings=self._embeddings(),
             preview_every=max(0, int(previews or 0)),
-            **job_settings(settings),
+            run_settings=RunSettings.from_settings(settings),
             **inputs,
         )
 

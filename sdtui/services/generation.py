@@ -79,26 +79,52 @@ COPY_SETTINGS = {
 }
 
 
-def job_settings(settings: Any) -> dict[str, Any]:
-    """A job's fields that come from the settings: the upscalers' tiling (A1111's
+@dataclass(frozen=True)
+class RunSettings:
+    """What a job takes from the settings besides the parameters' defaults, made once by
+    `from_settings` and handed to the engine whole: the upscalers' tiling (A1111's
     ESRGAN_tile and ESRGAN_tile_overlap), how "Restore faces" runs its restorer
-    (code_former_weight, face_restoration_unload), the save_images_before_* and save_mask*
-    copies, SDXL's crop and refiner aesthetic scores and hires_fix_refiner_pass:
-    `Txt2ImgJob(..., **job_settings(s))`. Which restorer runs is a parameter
-    (`face_restoration_model`, default from settings)."""
-    return {
-        "upscaler_tile": int(settings["ESRGAN_tile"]),
-        "upscaler_tile_overlap": int(settings["ESRGAN_tile_overlap"]),
-        "code_former_weight": float(settings["code_former_weight"]),
-        "face_restoration_unload": bool(settings["face_restoration_unload"]),
-        "sdxl_crop": (int(settings["sdxl_crop_top"]), int(settings["sdxl_crop_left"])),
-        "refiner_aesthetic": (
-            float(settings["sdxl_refiner_low_aesthetic_score"]),
-            float(settings["sdxl_refiner_high_aesthetic_score"]),
-        ),
-        "hires_refiner_pass": str(settings["hires_fix_refiner_pass"]),
-        "keep_copies": frozenset(stage for stage, key in COPY_SETTINGS.items() if settings[key]),
-    }
+    (code_former_weight, face_restoration_unload; which restorer runs is the parameter
+    `face_restoration_model`), the save_images_before_* and save_mask* copies, SDXL's crop
+    and refiner aesthetic scores, and hires_fix_refiner_pass."""
+
+    upscaler_tile: int = DEFAULT_TILE
+    upscaler_tile_overlap: int = DEFAULT_OVERLAP
+    code_former_weight: float = 0.5
+    face_restoration_unload: bool = False  # the restorer's network back to RAM after each image
+    keep_copies: frozenset[str] = frozenset()  # stages of COPY_SETTINGS that save a copy
+    sdxl_crop: tuple[int, int] = (0, 0)  # sdxl_crop_top / sdxl_crop_left
+    refiner_aesthetic: tuple[float, float] = (2.5, 6.0)  # sdxl_refiner_low / high_aesthetic_score
+    # sdtui.engine.refiner's DEFAULT_HIRES_REFINER_PASS (that module imports torch)
+    hires_refiner_pass: str = "second pass"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RunSettings:
+        """From `Settings` (or any mapping of setting names to values)."""
+        return cls(
+            upscaler_tile=int(settings["ESRGAN_tile"]),
+            upscaler_tile_overlap=int(settings["ESRGAN_tile_overlap"]),
+            code_former_weight=float(settings["code_former_weight"]),
+            face_restoration_unload=bool(settings["face_restoration_unload"]),
+            keep_copies=frozenset(stage for stage, key in COPY_SETTINGS.items() if settings[key]),
+            sdxl_crop=(int(settings["sdxl_crop_top"]), int(settings["sdxl_crop_left"])),
+            refiner_aesthetic=(
+                float(settings["sdxl_refiner_low_aesthetic_score"]),
+                float(settings["sdxl_refiner_high_aesthetic_score"]),
+            ),
+            hires_refiner_pass=str(settings["hires_fix_refiner_pass"]),
+        )
+
+    def engine_options(self, save: bool) -> dict[str, Any]:
+        """`EngineOptions` fields (no copies when the run saves nothing)."""
+        return {
+            "upscaler_tile": self.upscaler_tile,
+            "upscaler_tile_overlap": self.upscaler_tile_overlap,
+            "keep_copies": self.keep_copies if save else frozenset(),
+            "sdxl_crop": self.sdxl_crop,
+            "refiner_aesthetic": self.refiner_aesthetic,
+            "hires_refiner_pass": self.hires_refiner_pass,
+        }
 
 
 def model_key(model: ModelChoice, vae_path: Path | None) -> str:
@@ -187,15 +213,7 @@ class Txt2ImgJob:
     script: Any = None
     script_args: Mapping[str, Any] = field(default_factory=dict)
     random_seed: bool = False  # the request said seed -1 (scripts' "Keep -1 for seeds")
-    # A1111's ESRGAN_tile / ESRGAN_tile_overlap: the tiles of every upscaler the job runs
-    upscaler_tile: int = DEFAULT_TILE
-    upscaler_tile_overlap: int = DEFAULT_OVERLAP
-    code_former_weight: float = 0.5
-    face_restoration_unload: bool = False  # the restorer's network back to RAM after each image
-    keep_copies: frozenset[str] = frozenset()  # save_images_before_*, save_mask*: extra files
-    sdxl_crop: tuple[int, int] = (0, 0)  # sdxl_crop_top / sdxl_crop_left
-    refiner_aesthetic: tuple[float, float] = (2.5, 6.0)  # sdxl_refiner_low / high_aesthetic_score
-    hires_refiner_pass: str = "second pass"  # hires_fix_refiner_pass
+    run_settings: RunSettings = RunSettings()  # RunSettings.from_settings(user settings)
     _facts_used: Any = field(default=None, init=False, repr=False)
     _loras: dict[frozenset[str], dict[str, Any]] = field(
         default_factory=dict, init=False, repr=False
@@ -241,8 +259,8 @@ class Txt2ImgJob:
             restore = face_restorer(
                 self.plugin_host,
                 restorer_name,
-                self.code_former_weight,
-                self.face_restoration_unload,
+                self.run_settings.code_former_weight,
+                self.run_settings.face_restoration_unload,
             )
         networks = self._networks(params)  # before the model: a misspelt LoRA fails at once
         others = self._other_models(params, model)  # a misspelt hires checkpoint, too
@@ -272,15 +290,10 @@ class Txt2ImgJob:
             networks=networks,
             preview_every=self.preview_every,
             other_models=others,
-            upscaler_tile=self.upscaler_tile,
-            upscaler_tile_overlap=self.upscaler_tile_overlap,
             face_restorer=restore,
             face_restoration_model=restorer_name if restore else None,
-            keep_copies=self.keep_copies if save else frozenset(),
-            sdxl_crop=self.sdxl_crop,
-            refiner_aesthetic=self.refiner_aesthetic,
-            hires_refiner_pass=self.hires_refiner_pass,
             on_intermediate=on_intermediate if save else None,
+            **self.run_settings.engine_options(save),
         )
         return self._generate(loaded, params, options, **inputs)
 

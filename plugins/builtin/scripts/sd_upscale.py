@@ -78,10 +78,10 @@ class SDUpscale:
         upscaler = find_upscaler(request.host, options["upscaler"])
         image = flatten(context.job.init_images[0])
         if upscaler.name != "None":
-            job = context.job  # A1111's ESRGAN_tile settings, as the job was given them
+            tiling = context.job.run_settings  # A1111's ESRGAN_tile settings, as given the job
             image = run_upscaler(
-                upscaler, image, options["scale_factor"], tile=job.upscaler_tile,
-                overlap=job.upscaler_tile_overlap, check=context.check,
+                upscaler, image, options["scale_factor"], tile=tiling.upscaler_tile,
+                overlap=tiling.upscaler_tile_overlap, check=context.check,
             )  # fmt: skip
         overlap = options["overlap"]
         grid = request_grid(image.width, image.height, params.width, params.height, overlap)
