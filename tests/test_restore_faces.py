@@ -44,6 +44,8 @@ def test_the_setting_supplies_the_default_and_the_infotext_names_the_model():
         "face_restoration_model"
         not in params_from_infotext(pasted.replace("GFPGAN", "True")).values
     )
+    off = params_from_infotext(pasted.replace("GFPGAN", "False")).values
+    assert off["restore_faces"] is False and "face_restoration_model" not in off
     assert resolve(GenerationParams()).face_restoration_model == "CodeFormer"  # the setting's
     assert (
         resolve(GenerationParams(), {"face_restoration_model": "GFPGAN"}).face_restoration_model

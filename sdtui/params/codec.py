@@ -244,8 +244,6 @@ def _by_infotext_key() -> dict[str, str]:
 def convert(name: str, text: str) -> Any:
     """An infotext string as the field's type; ValueError names the field."""
     kind = value_type(name)
-    if name == "restore_faces":  # A1111 writes the restorer's name: "Face restoration: GFPGAN"
-        return text.strip().casefold() not in ("", "false", "0", "no", "none")
     try:
         if kind is bool:
             return text.strip().lower() in ("true", "1", "yes")
@@ -275,6 +273,8 @@ def params_from_infotext(text: str) -> ParsedParams:
     for key, raw in parsed.values.items():
         if key in SIZE_KEYS and (size := split_size(raw)):
             values.update(zip(SIZE_KEYS[key], size, strict=True))
+        elif key in by_key and (reader := spec(by_key[key]).reader) is not None:
+            values.update(reader(raw))
         elif key in by_key:
             try:
                 values[by_key[key]] = convert(by_key[key], raw)
@@ -288,9 +288,6 @@ def params_from_infotext(text: str) -> ParsedParams:
     _resolve_legacy_sampler(values, parsed.values)
     if "Hires upscale" in parsed.values or "Hires resize" in parsed.values:
         values["enable_hires"] = True
-    restorer = parsed.values.get("Face restoration", "").strip()
-    if values.get("restore_faces") and restorer.casefold() not in ("true", "1", "yes"):
-        values["face_restoration_model"] = restorer  # A1111 names the restorer it ran
     return ParsedParams(values, info, unknown)
 
 

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,9 @@ class Spec:
     setting: str | None = None  # the setting that supplies the default when unset
     a1111_default: Any = UNSET_DEFAULT  # the infotext omits the key at this value
     multiline: bool = False
+    # an infotext value that says more than this field: text -> {field name: value}
+    # (None: the value converted to the field's type)
+    reader: Callable[[str], dict[str, Any]] | None = None
 
 
 def param(default: Any, spec: Spec) -> Any:
@@ -62,6 +66,17 @@ RESIZE_MODES = ("Just resize", "Crop and resize", "Resize and fill", "Just resiz
 MASKED_CONTENT = ("fill", "original", "latent noise", "latent nothing")
 INPAINT_AREAS = ("Whole picture", "Only masked")
 MASK_MODES = ("Inpaint masked", "Inpaint not masked")
+
+
+def read_face_restoration(text: str) -> dict[str, Any]:
+    """A1111 writes the restorer it ran ("Face restoration: GFPGAN"); older files and sdtui
+    without a name write True."""
+    name = text.strip()
+    if name.casefold() in ("", "false", "0", "no", "none"):
+        return {"restore_faces": False}
+    if name.casefold() in ("true", "1", "yes"):
+        return {"restore_faces": True}
+    return {"restore_faces": True, "face_restoration_model": name}
 
 
 @dataclass(frozen=True)
@@ -591,6 +606,7 @@ class GenerationParams:
             infotext="Face restoration",
             setting="face_restoration",
             a1111_default=False,
+            reader=read_face_restoration,
         ),
     )
     face_restoration_model: str | None = param(
