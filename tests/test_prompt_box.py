@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,11 +27,13 @@ class PromptApp(App[None]):
         yield PromptBox("Negative prompt", id="negative", placeholder="what to avoid")
 
 
-def run(test: Callable[[Any, PromptApp], Awaitable[None]]) -> None:
+def run(
+    test: Callable[[Any, PromptApp], Awaitable[None]], app_class: type[PromptApp] = PromptApp
+) -> None:
     """Run `test(pilot, app)` inside a headless PromptApp (no async test plugin needed)."""
 
     async def main() -> None:
-        app = PromptApp()
+        app = app_class()
         async with app.run_test(size=(60, 20)) as pilot:
             await test(pilot, app)
 
@@ -114,6 +117,43 @@ def test_ctrl_up_and_down_edit_the_word_under_the_caret() -> None:
         assert negative.text == ""
 
     run(test)
+
+
+def test_weight_edits_and_the_counter_follow_the_users_settings() -> None:
+    """keyedit_precision_attention / _extra, keyedit_delimiters and comma_padding_backtrack
+    come from the app's backend settings, read when the key is pressed or the text counted."""
+    settings = {
+        "keyedit_precision_attention": 0.05,
+        "keyedit_precision_extra": 0.2,
+        "keyedit_delimiters": " ",  # a comma no longer ends a word
+        "comma_padding_backtrack": 0,
+    }
+
+    class SettingsApp(PromptApp):
+        backend = SimpleNamespace(user_settings=settings)
+
+    async def test(pilot: Any, app: PromptApp) -> None:
+        prompt = app.query_one("#prompt", PromptBox)
+        prompt.focus()
+        await pilot.pause()
+        await pilot.press(*"a cat")
+        await pilot.press("ctrl+up")
+        assert prompt.text == "a (cat:1.05)"
+        prompt.text = "<lora:x:1> x,y"
+        prompt.text_area.move_cursor((0, 3))
+        await pilot.press("ctrl+up")
+        assert prompt.text == "<lora:x:1.2> x,y"
+        prompt.text_area.move_cursor((0, 15))  # inside "x,y": one word with these delimiters
+        await pilot.press("ctrl+up")
+        assert prompt.text == "<lora:x:1.2> (x,y:1.05)"
+        long = "a " * 70 + ", " + "b " * 10  # 85 tokens with backtracking, 81 without
+        prompt.text = long
+        assert await wait_for_counter(pilot, prompt, "81/150") == "81/150"
+        settings["comma_padding_backtrack"] = 20
+        prompt.text = long + " "
+        assert await wait_for_counter(pilot, prompt, "85/150") == "85/150"
+
+    run(test, SettingsApp)
 
 
 def test_weight_edit_on_a_later_line_converts_locations() -> None:

@@ -153,6 +153,7 @@ def test_run_settings_carry_the_settings_a_job_runs_with():
         code_former_weight=0.3, face_restoration_unload=True,
         save_images_before_face_restoration=True, sdxl_crop_top=16, sdxl_crop_left=8,
         sdxl_refiner_low_aesthetic_score=2.0, hires_fix_refiner_pass="both passes",
+        comma_padding_backtrack=5,
     )  # fmt: skip
     assert RunSettings.from_settings(values) == RunSettings(  # the restorer is a parameter
         upscaler_tile=64,
@@ -163,6 +164,7 @@ def test_run_settings_carry_the_settings_a_job_runs_with():
         sdxl_crop=(16, 8),
         refiner_aesthetic=(2.0, 6.0),
         hires_refiner_pass="both passes",
+        comma_backtrack=5,
     )
     defaults = {name: setting.default for name, setting in SETTINGS.items()}
     assert RunSettings.from_settings(defaults) == RunSettings()  # the same defaults

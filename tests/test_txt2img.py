@@ -259,3 +259,13 @@ def test_sdxl_time_ids_carry_the_crop_and_the_refiner_scores(
     params = GenerationParams(prompt="x", steps=1, width=32, height=32)
     run(params, family="sdxl-refiner", sdxl_crop=(16, 8), refiner_aesthetic=(1.5, 9.0))
     assert seen and all(k["crop"] == (16, 8) and k["scores"] == (1.5, 9.0) for k in seen)
+
+
+def test_comma_backtrack_reaches_the_prompt_encoder() -> None:
+    """A1111's comma_padding_backtrack (EngineOptions.comma_backtrack, from settings) decides
+    where a long prompt's first chunk ends: "a" x 70, a comma, "b" x 10 is split after the
+    comma at 20 and after the fourth "b" at 0, so the conditioning and the image differ."""
+    prompt = GenerationParams(prompt="a " * 70 + ", " + "b " * 10)
+    default = run(prompt)[0]
+    assert np.array_equal(pixels(run(prompt, comma_backtrack=20)[0]), pixels(default))
+    assert not np.array_equal(pixels(run(prompt, comma_backtrack=0)[0]), pixels(default))

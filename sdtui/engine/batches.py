@@ -107,6 +107,7 @@ def run_batches(
         encoder_options={
             "emphasis": params.emphasis or "Original",
             "clip_skip": params.clip_skip or 1,
+            "comma_backtrack": options.comma_backtrack,
         },
         embeddings_for=_embeddings_for(model, options.embeddings, other),
     )

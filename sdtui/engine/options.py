@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdtui.engine.masking import BACKGROUND
 from sdtui.engine.model_switch import OtherModels
+from sdtui.engine.prompt_chunks import DEFAULT_COMMA_BACKTRACK
 from sdtui.engine.refiner import DEFAULT_HIRES_REFINER_PASS
 from sdtui.engine.upscalers import DEFAULT_OVERLAP, DEFAULT_TILE
 
@@ -64,6 +65,8 @@ class EngineOptions:
     `sdxl_crop`: SDXL's crop conditioning (top, left), A1111's sdxl_crop_top / _left.
     `refiner_aesthetic`: the SDXL refiner's aesthetic scores (negative prompt, prompt),
     A1111's sdxl_refiner_low_aesthetic_score / _high_aesthetic_score.
+    `comma_backtrack`: A1111's comma_padding_backtrack, how far back a 75-token chunk may
+    end at a comma (0: never).
     `upscaler_tile` / `upscaler_tile_overlap`: A1111's ESRGAN_tile / ESRGAN_tile_overlap,
     the tiles every tiled upscaler of the run works in (0: no tiling).
     `img2img_upscaler`: enlarges img2img's inputs (A1111's "Upscaler for img2img"; None:
@@ -91,6 +94,7 @@ class EngineOptions:
     hires_refiner_pass: str = DEFAULT_HIRES_REFINER_PASS
     sdxl_crop: tuple[int, int] = (0, 0)
     refiner_aesthetic: tuple[float, float] = (2.5, 6.0)  # (negative prompt, prompt)
+    comma_backtrack: int = DEFAULT_COMMA_BACKTRACK
     upscaler_tile: int = DEFAULT_TILE
     upscaler_tile_overlap: int = DEFAULT_OVERLAP
     img2img_upscaler: Any = None

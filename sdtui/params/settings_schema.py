@@ -247,8 +247,8 @@ _SPECS: tuple[SettingSpec, ...] = (
     _setting(
         "comma_padding_backtrack", "Prompt word wrap length limit", STABLE_DIFFUSION, 20,
         "A chunk of 75 tokens ends at its last comma when that is at most this many tokens "
-        "back; 0 turns it off. Generation uses 20 for now.",
-        minimum=0, maximum=74, step=1, used=False,
+        "back; 0 turns it off. Not in the infotext (as in A1111).",
+        minimum=0, maximum=74, step=1,
     ),
     _param("rng", STABLE_DIFFUSION),
     _param("tiling", STABLE_DIFFUSION),
@@ -309,16 +309,17 @@ _SPECS: tuple[SettingSpec, ...] = (
     # -- live previews ---------------------------------------------------------------------
     _setting(
         "live_previews_enable", "Show live previews of the created image", PREVIEWS, True, "",
-        used=False,
     ),
     _setting(
         "show_progress_every_n_steps", "Live preview display period", PREVIEWS, 10,
-        "In sampling steps; -1: only at the end of a batch.",
-        minimum=-1, maximum=32, step=1, used=False,
+        "In sampling steps; 0 or -1: no previews while sampling (the finished images show "
+        "at the end of each batch).",
+        minimum=-1, maximum=32, step=1,
     ),
     _setting(
         "show_progress_type", "Live preview method", PREVIEWS, "Approx NN",
-        "Full: the VAE; Approx: a small network; TAESD: a tiny VAE.",
+        "Full: the VAE; Approx: a small network; TAESD: a tiny VAE. sdtui draws its own "
+        "\"Approx cheap\" (a linear map fitted to the model's VAE) whatever is chosen.",
         choices=("Full", "Approx NN", "Approx cheap", "TAESD"), used=False,
     ),
     # -- upscaling -------------------------------------------------------------------------
@@ -363,7 +364,7 @@ _SPECS: tuple[SettingSpec, ...] = (
     _setting(
         "graphics", "Image drawing", UI, "auto",
         "auto: ask the terminal; kitty, sixel, or coloured half-blocks. --graphics wins.",
-        choices=GRAPHICS_MODES, a1111=False, used=False, restart=True,
+        choices=GRAPHICS_MODES, a1111=False, restart=True,
     ),
     _setting(
         "theme", "Theme", UI, "textual-dark", "The colours of the app (Textual's themes).",
@@ -371,15 +372,15 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
     _setting(
         "keyedit_precision_attention", "Precision for (attention:1.1) when editing the prompt "
-        "with Ctrl+up/down", UI, 0.1, "", minimum=0.01, maximum=0.2, step=0.001, used=False,
+        "with Ctrl+up/down", UI, 0.1, "", minimum=0.01, maximum=0.2, step=0.001,
     ),
     _setting(
         "keyedit_precision_extra", "Precision for <extra networks:0.9> when editing the prompt "
-        "with Ctrl+up/down", UI, 0.05, "", minimum=0.01, maximum=0.2, step=0.001, used=False,
+        "with Ctrl+up/down", UI, 0.05, "", minimum=0.01, maximum=0.2, step=0.001,
     ),
     _setting(
         "keyedit_delimiters", "Word delimiters when editing the prompt with Ctrl+up/down", UI,
-        ".,\\/!?%^*;:{}=`~() ", "", used=False,
+        ".,\\/!?%^*;:{}=`~() ", "Tab and line breaks always count as delimiters too.",
     ),
 )  # fmt: skip
 

@@ -86,7 +86,9 @@ class RunSettings:
     ESRGAN_tile and ESRGAN_tile_overlap), how "Restore faces" runs its restorer
     (code_former_weight, face_restoration_unload; which restorer runs is the parameter
     `face_restoration_model`), the save_images_before_* and save_mask* copies, SDXL's crop
-    and refiner aesthetic scores, and hires_fix_refiner_pass."""
+    and refiner aesthetic scores, hires_fix_refiner_pass, and comma_padding_backtrack (how
+    prompts longer than 75 tokens are split: it changes pixels, but A1111 writes no
+    infotext key for it, so it is a setting here too)."""
 
     upscaler_tile: int = DEFAULT_TILE
     upscaler_tile_overlap: int = DEFAULT_OVERLAP
@@ -97,6 +99,7 @@ class RunSettings:
     refiner_aesthetic: tuple[float, float] = (2.5, 6.0)  # sdxl_refiner_low / high_aesthetic_score
     # sdtui.engine.refiner's DEFAULT_HIRES_REFINER_PASS (that module imports torch)
     hires_refiner_pass: str = "second pass"
+    comma_backtrack: int = 20  # sdtui.engine.prompt_chunks' DEFAULT_COMMA_BACKTRACK
 
     @classmethod
     def from_settings(cls, settings: Any) -> RunSettings:
@@ -113,6 +116,7 @@ class RunSettings:
                 float(settings["sdxl_refiner_high_aesthetic_score"]),
             ),
             hires_refiner_pass=str(settings["hires_fix_refiner_pass"]),
+            comma_backtrack=int(settings["comma_padding_backtrack"]),
         )
 
     def engine_options(self, save: bool) -> dict[str, Any]:
@@ -124,6 +128,7 @@ class RunSettings:
             "sdxl_crop": self.sdxl_crop,
             "refiner_aesthetic": self.refiner_aesthetic,
             "hires_refiner_pass": self.hires_refiner_pass,
+            "comma_backtrack": self.comma_backtrack,
         }
 
 

@@ -4,10 +4,13 @@
     PromptBox("Negative prompt", id="negative-prompt", placeholder="blurry")
 
 * Ctrl+Up / Ctrl+Down (keymap ids `prompt.weight_up` / `prompt.weight_down`) change the
-  weight at the selection or caret as A1111 does (`sdtui.core.attention_edit`).
+  weight at the selection or caret as A1111 does (`sdtui.core.attention_edit`), with the
+  user's keyedit_precision_attention, keyedit_precision_extra and keyedit_delimiters
+  settings (read through the app's backend; A1111's defaults without one).
 * The counter shows what A1111's `update_token_counter` shows: the largest token count
   over the `AND` parts (positive prompt only) and the prompt-editing schedule's texts for
-  `steps`, extra-network tags and comments removed; denominator 75 per chunk. It is
+  `steps`, extra-network tags and comments removed, chunks closed at a comma as the
+  comma_padding_backtrack setting says; denominator 75 per chunk. It is
   recounted in a thread 0.2 s after typing stops; "…/75" until the first count, "?/75"
   if the text cannot be counted.
 * `TextArea.Changed` from the inner TextArea bubbles on; `text` reads and sets the prompt.
@@ -17,7 +20,7 @@ Nothing here imports torch: the tokenizer is pure Python, imported in the worker
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -29,7 +32,7 @@ from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
 from textual.worker import Worker, WorkerState
 
-from sdtui.core.attention_edit import adjust_weight
+from sdtui.core.attention_edit import KEYEDIT_WHITESPACE, adjust_weight
 from sdtui.keymap import PROMPT_KEYS, bindings
 
 COUNT_DELAY = 0.2
@@ -39,13 +42,30 @@ PENDING_COUNT = "…/75"
 UNKNOWN_COUNT = "?/75"
 
 
+def user_setting(widget: Widget, name: str) -> Any:
+    """The user's setting `name` through the app's backend; None where the widget runs in
+    an app without one (or the setting is unknown)."""
+    settings = getattr(getattr(widget.app, "backend", None), "user_settings", None)
+    try:
+        return None if settings is None else settings[name]
+    except KeyError:
+        return None
+
+
 def token_counter_text(
-    text: str, *, positive: bool = True, steps: int = 20, emphasis: str = "Original"
+    text: str,
+    *,
+    positive: bool = True,
+    steps: int = 20,
+    emphasis: str = "Original",
+    comma_backtrack: int | None = None,
 ) -> str:
     """The counter label for a prompt, "N/75"-style; "?/75" when it cannot be counted.
+    `comma_backtrack`: A1111's comma_padding_backtrack (None: its default).
 
     Like A1111, a prompt whose syntax does not parse is counted as plain text.
     """
+    chunking = {} if comma_backtrack is None else {"comma_backtrack": comma_backtrack}
     try:
         from sdtui.engine.prompt_chunks import (
             prompt_token_count,
@@ -56,11 +76,11 @@ def token_counter_text(
         return UNKNOWN_COUNT
     try:
         count, target = prompt_token_count(
-            text, max(int(steps), 1), is_positive=positive, emphasis=emphasis
+            text, max(int(steps), 1), is_positive=positive, emphasis=emphasis, **chunking
         )
     except Exception:
         try:
-            count = tokenize_line(text, emphasis=emphasis).token_count
+            count = tokenize_line(text, emphasis=emphasis, **chunking).token_count
             target = target_token_count(count)
         except Exception:
             return UNKNOWN_COUNT
@@ -80,7 +100,9 @@ class PromptTextArea(TextArea):
         text = self.text
         start = document.get_index_from_location(self.selection.start)
         end = document.get_index_from_location(self.selection.end)
-        new_text, new_start, new_end = adjust_weight(text, start, end, direction)
+        new_text, new_start, new_end = adjust_weight(
+            text, start, end, direction, **self._keyedit_options()
+        )
         if new_text != text:
             prefix, suffix = _changed_span(text, new_text)
             self.history.checkpoint()  # each weight change is one undo step
@@ -95,6 +117,22 @@ class PromptTextArea(TextArea):
             self.document.get_location_from_index(new_start),
             self.document.get_location_from_index(new_end),
         )
+
+    def _keyedit_options(self) -> dict[str, Any]:
+        """adjust_weight's options from the user's keyedit_* settings (A1111's defaults for
+        those unset)."""
+        options: dict[str, Any] = {}
+        for option, name in (
+            ("precision_attention", "keyedit_precision_attention"),
+            ("precision_extra", "keyedit_precision_extra"),
+        ):
+            value = user_setting(self, name)
+            if value is not None:
+                options[option] = float(value)
+        delimiters = user_setting(self, "keyedit_delimiters")
+        if delimiters is not None:  # A1111's keyedit_delimiters_whitespace: all three on
+            options["delimiters"] = str(delimiters) + KEYEDIT_WHITESPACE
+        return options
 
 
 def _changed_span(old: str, new: str) -> tuple[int, int]:
@@ -201,8 +239,12 @@ class PromptBox(Widget):
     def count_tokens(self) -> Worker[str]:
         """Count now, in a thread; a newer count cancels an unfinished one."""
         text, positive, steps, emphasis = self.text, self.positive, self.steps, self.emphasis
+        backtrack = user_setting(self, "comma_padding_backtrack")
+        backtrack = None if backtrack is None else int(backtrack)
         return self.run_worker(
-            lambda: token_counter_text(text, positive=positive, steps=steps, emphasis=emphasis),
+            lambda: token_counter_text(
+                text, positive=positive, steps=steps, emphasis=emphasis, comma_backtrack=backtrack
+            ),
             thread=True,
             exclusive=True,
             group=COUNT_GROUP,
