@@ -30,21 +30,33 @@ def test_the_fitted_map_inverts_a_linear_encoder(monkeypatch) -> None:
         assert all(abs(a - b) <= 1 for a, b in zip(picture.getpixel((3, 3)), expected, strict=True))
 
 
+class PreviewContext:
+    def __init__(self) -> None:
+        self.previews: list = []
+
+    def check(self) -> None:
+        pass
+
+    def progress(self, step: int, total: int, **_) -> None:
+        pass
+
+    def preview(self, image) -> None:
+        self.previews.append(image)
+
+
 def test_previews_arrive_every_n_steps() -> None:
-    class Context:
-        def __init__(self) -> None:
-            self.previews: list = []
-
-        def check(self) -> None:
-            pass
-
-        def progress(self, step: int, total: int, **_) -> None:
-            pass
-
-        def preview(self, image) -> None:
-            self.previews.append(image)
-
-    context = Context()
+    context = PreviewContext()
     run(GenerationParams(prompt="x", steps=5, sampler="Euler"), context=context, preview_every=2)
     assert len(context.previews) == 2  # after steps 2 and 4; the last step makes the image
     assert context.previews[0].size == (8, 8)
+
+
+def test_full_previews_are_the_vae_picture_of_the_current_denoised_latent() -> None:
+    """show_progress_type "Full": the VAE decodes the prediction (here at the last preview,
+    after step 2 of 3, so a 64 px picture); "Approx NN" / "TAESD" fall back to the cheap one."""
+    params = GenerationParams(prompt="x", steps=3, sampler="Euler")
+    full, cheap = PreviewContext(), PreviewContext()
+    run(params, context=full, preview_every=2, preview_method="Full")
+    run(params, context=cheap, preview_every=2, preview_method="TAESD")
+    assert [p.size for p in full.previews] == [(64, 64)]
+    assert [p.size for p in cheap.previews] == [(8, 8)]

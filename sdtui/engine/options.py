@@ -59,7 +59,9 @@ class EngineOptions:
     context (progress, previews, interrupt, skip). `on_image`: called with each image as
     soon as it is described. `embeddings`: the textual-inversion embeddings prompts may name
     (`TI hashes`). `networks`: the LoRA networks the prompts' `<lora:...>` tags name
-    (`Lora hashes`). `preview_every`: a cheap preview every that many steps (0: none).
+    (`Lora hashes`). `preview_every`: a preview every that many steps (0: none), drawn by
+    `preview_method` (A1111's show_progress_type: "Full" decodes with the VAE, the others
+    draw sdtui's cheap fitted map).
     `other_models`: loaders for the hires checkpoint and the refiner the request names.
     `hires_refiner_pass`: A1111's "Hires fix: which pass to enable refiner for".
     `sdxl_crop`: SDXL's crop conditioning (top, left), A1111's sdxl_crop_top / _left.
@@ -90,6 +92,7 @@ class EngineOptions:
     embeddings: EmbeddingSet | None = None
     networks: Mapping[str, LoraNetwork] | None = None
     preview_every: int = 0
+    preview_method: str = "Approx cheap"
     other_models: OtherModels = field(default_factory=OtherModels)
     hires_refiner_pass: str = DEFAULT_HIRES_REFINER_PASS
     sdxl_crop: tuple[int, int] = (0, 0)

@@ -25,7 +25,7 @@ from sdtui.engine.edit_model import EDIT_NEEDS_AN_IMAGE
 from sdtui.engine.images import encode_images
 from sdtui.engine.model_switch import ActiveModel, Checkpoint, named_checkpoint
 from sdtui.engine.options import EngineOptions
-from sdtui.engine.preview import latent_preview, preview_map
+from sdtui.engine.preview import preview_image
 from sdtui.engine.refiner import DEFAULT_HIRES_REFINER_PASS, RefinerCFGDenoiser
 from sdtui.engine.sampling import CFGDenoiser
 from sdtui.engine.unet import UNetModel, sdxl_time_ids
@@ -228,7 +228,8 @@ def denoise_pass(
             context.progress(info.step + 1, info.total)
             every = run.options.preview_every
             if every > 0 and (info.step + 1) % every == 0 and info.step + 1 < info.total:
-                context.preview(latent_preview(info.denoised, preview_map(active.model)))
+                method = run.options.preview_method
+                context.preview(preview_image(info.denoised, active.model, method))
 
     options = _sampler_options(sampler, params, seeds)
     if not getattr(sampler, "brownian_noise", False):

@@ -1,4 +1,8 @@
-"""Cheap live previews: latents -> RGB by one linear map per latent pixel.
+"""Live previews: A1111's show_progress_type. "Full" decodes the first latent with the
+model's VAE; every other choice draws the cheap preview below ("Approx NN" and "TAESD" need
+weights A1111 downloads, which sdtui does not have).
+
+Cheap live previews: latents -> RGB by one linear map per latent pixel.
 
 A1111's "Approx cheap" multiplies each latent pixel by a fixed 4x3 matrix that only fits the
 original SD VAEs. Here the matrix (and a bias) is fitted to the loaded model's own VAE, once,
@@ -15,8 +19,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from sdtui.engine.images import encode_images
+from sdtui.engine.images import decode_latents, encode_images
 
+PREVIEW_METHODS = ("Full", "Approx NN", "Approx cheap", "TAESD")  # A1111's show_progress_type
+FULL = "Full"
 PATCH = 32  # pixels per colour patch (4 latent pixels at factor 8)
 GRID = 6  # patches per side: 36 colours
 _ATTRIBUTE = "_sdtui_preview_map"
@@ -64,3 +70,11 @@ def latent_preview(latents: torch.Tensor, mapping: torch.Tensor) -> Image.Image:
     rgb = torch.einsum("chw,cr->hwr", x, mapping[:-1]) + mapping[-1]
     pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return Image.fromarray(pixels.numpy(), "RGB")
+
+
+def preview_image(latents: torch.Tensor, model: Any, method: str) -> Image.Image:
+    """The preview of the first latent of a batch by `method` (one of PREVIEW_METHODS):
+    the VAE's picture for "Full", else the cheap one (one pixel per latent pixel)."""
+    if method == FULL:
+        return decode_latents(model.vae, latents[:1])[0]
+    return latent_preview(latents, preview_map(model))

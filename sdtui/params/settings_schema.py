@@ -318,9 +318,10 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
     _setting(
         "show_progress_type", "Live preview method", PREVIEWS, "Approx NN",
-        "Full: the VAE; Approx: a small network; TAESD: a tiny VAE. sdtui draws its own "
-        "\"Approx cheap\" (a linear map fitted to the model's VAE) whatever is chosen.",
-        choices=("Full", "Approx NN", "Approx cheap", "TAESD"), used=False,
+        "Full: the VAE (slow: a whole decode per preview). The others draw sdtui's \"Approx "
+        "cheap\", a linear map fitted to the model's VAE (A1111's Approx NN and TAESD need "
+        "weights sdtui does not have).",
+        choices=("Full", "Approx NN", "Approx cheap", "TAESD"),
     ),
     # -- upscaling -------------------------------------------------------------------------
     _setting(

@@ -86,7 +86,8 @@ class RunSettings:
     ESRGAN_tile and ESRGAN_tile_overlap), how "Restore faces" runs its restorer
     (code_former_weight, face_restoration_unload; which restorer runs is the parameter
     `face_restoration_model`), the save_images_before_* and save_mask* copies, SDXL's crop
-    and refiner aesthetic scores, hires_fix_refiner_pass, and comma_padding_backtrack (how
+    and refiner aesthetic scores, hires_fix_refiner_pass, show_progress_type (the live
+    previews' method), and comma_padding_backtrack (how
     prompts longer than 75 tokens are split: it changes pixels, but A1111 writes no
     infotext key for it, so it is a setting here too)."""
 
@@ -100,6 +101,7 @@ class RunSettings:
     # sdtui.engine.refiner's DEFAULT_HIRES_REFINER_PASS (that module imports torch)
     hires_refiner_pass: str = "second pass"
     comma_backtrack: int = 20  # sdtui.engine.prompt_chunks' DEFAULT_COMMA_BACKTRACK
+    preview_method: str = "Approx NN"  # show_progress_type: anything but "Full" draws cheap
 
     @classmethod
     def from_settings(cls, settings: Any) -> RunSettings:
@@ -117,6 +119,7 @@ class RunSettings:
             ),
             hires_refiner_pass=str(settings["hires_fix_refiner_pass"]),
             comma_backtrack=int(settings["comma_padding_backtrack"]),
+            preview_method=str(settings["show_progress_type"]),
         )
 
     def engine_options(self, save: bool) -> dict[str, Any]:
@@ -129,6 +132,7 @@ class RunSettings:
             "refiner_aesthetic": self.refiner_aesthetic,
             "hires_refiner_pass": self.hires_refiner_pass,
             "comma_backtrack": self.comma_backtrack,
+            "preview_method": self.preview_method,
         }
 
 
