@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import torch
 from sdtui.models.loader import load_checkpoint
 from sdtui.training.default_model import META_TRAINING, TINY_SIZE
 from sdtui.training.recipe import LOSS_LOG, TrainingPlan, run_training
+from sdtui.training.shapes_dataset import ShapeSpec, caption
 from sdtui.training.train_state import LossLog, read_losses
 from sdtui.training.unet_stage import (
     UNetOptions,
@@ -121,6 +123,27 @@ def test_a_tenth_of_captions_are_empty() -> None:
     share = captions.count("") / len(captions)
     assert 0.07 < share < 0.13
     assert all(c == "" or ("red" in c and "circle" in c) for c in captions)
+
+
+def test_position_captions_name_only_the_place_and_leave_the_others_as_they_were() -> None:
+    specs = torch.tensor([[0, 0, 1, 0, 0]] * 50)  # a small red circle, top left
+    plain = [step_captions(0, step, specs, 0.1) for step in range(20)]
+    mixed = [step_captions(0, step, specs, 0.1, position_share=0.5) for step in range(20)]
+    pairs = [(a, b) for x, y in zip(plain, mixed, strict=True) for a, b in zip(x, y, strict=True)]
+    assert all((a == "") == (b == "") for a, b in pairs)  # the same unconditional share
+    alone = [b for _, b in pairs if b and "circle" not in b]
+    assert all(b in ("top left", "in the top left", "at the top left", "in the top left corner")
+               for b in alone), set(alone)  # fmt: skip
+    assert 0.35 < len(alone) / sum(1 for _, b in pairs if b) < 0.65
+    # without a position share the captions are exactly those runs before it had (a resumed
+    # run keeps its captions): one draw for the empty share, then the caption's own
+    earlier = []
+    for step in range(20):
+        for index in range(len(specs)):
+            rng = random.Random(f"caption:0:{step}:{index}")
+            empty = rng.random() < 0.1
+            earlier.append("" if empty else caption(ShapeSpec.from_indices([0, 0, 1, 0, 0]), rng))
+    assert [c for captions in plain for c in captions] == earlier
 
 
 def test_loss_log_drops_lines_past_the_resumed_step(tmp_path: Path) -> None:

@@ -98,6 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the high-timestep share sees pure noise (a sampler's first step), not its image",
     )
+    parser.add_argument(
+        "--position-caption-share",
+        type=float,
+        default=plan.unet.position_caption_share,
+        help="share of the captions that name only the position",
+    )
     parser.add_argument("--unet-lr", type=float, default=plan.unet.lr, help="peak learning rate")
     parser.add_argument(
         "--latents", type=int, default=plan.latents, help="training images encoded for the UNet"
@@ -125,6 +131,7 @@ def plan_from(args: argparse.Namespace) -> TrainingPlan:
             high_t_share=args.high_t_share,
             high_t_from=args.high_t_from,
             high_t_blind=args.high_t_blind or plan.unet.high_t_blind,
+            position_caption_share=args.position_caption_share,
             lr=args.unet_lr,
         ),
         latents=args.latents,

@@ -56,6 +56,7 @@ def model_info(plan: TrainingPlan, vae_step: int, unet_step: int) -> dict[str, o
         "high_t_share": plan.unet.high_t_share,
         "high_t_from": plan.unet.high_t_from,
         "high_t_blind": plan.unet.high_t_blind,
+        "position_caption_share": plan.unet.position_caption_share,
         "latents": plan.latents,
         "trainer": "tools/train_default_model.py",
     }

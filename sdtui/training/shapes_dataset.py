@@ -218,6 +218,11 @@ def caption(spec: ShapeSpec, rng: random.Random) -> str:
     )
 
 
+def position_caption(spec: ShapeSpec, rng: random.Random) -> str:
+    """Only where the shape is, as a bare name ("top left") or a phrase ("in the top left")."""
+    return rng.choice((_place, _where))(spec.position, rng)
+
+
 def sample_rng(seed: int, index: int, split: Split, purpose: str = "image") -> random.Random:
     """A generator for one sample, independent of every other (string seeds hash with SHA-512,
     not Python's per-process hash)."""

@@ -27,7 +27,7 @@ from sdtui.core.discrete import alphas_cumprod_from_betas, scaled_linear_betas
 from sdtui.models.tokenizer import get_tokenizer
 from sdtui.training.default_model import ModelSize, build_models
 from sdtui.training.latent_cache import LatentCache
-from sdtui.training.shapes_dataset import ShapeSpec, caption
+from sdtui.training.shapes_dataset import ShapeSpec, caption, position_caption
 from sdtui.training.train_state import (
     LossLog,
     learning_rate,
@@ -66,6 +66,10 @@ class UNetOptions:
     high_t_from: int = 850
     # those samples' x_t is pure noise, as a sampler's first step sees it (see diffusion_loss)
     high_t_blind: bool = False
+    # this share of the captions names only the position ("top left", "at the bottom"): in a
+    # toy run (a blob at the captioned grid cell from pure noise) the text path learnt the
+    # position words only with such captions in the mix
+    position_caption_share: float = 0.0
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with its save: not the step count, the save period
@@ -78,6 +82,7 @@ class UNetOptions:
             "high_t_share",
             "high_t_from",
             "high_t_blind",
+            "position_caption_share",
         )
         for name in ("steps", "save_every", *phases):
             values.pop(name)
@@ -107,13 +112,22 @@ def training_noise(shape: torch.Size, generator: torch.Generator, discount: floa
     return noise / noise.std(dim=(1, 2, 3), keepdim=True)
 
 
-def step_captions(seed: int, step: int, specs: torch.Tensor, uncond_share: float) -> list[str]:
-    """The captions of one step's samples ("" for the unconditional share)."""
+def step_captions(
+    seed: int, step: int, specs: torch.Tensor, uncond_share: float, position_share: float = 0.0
+) -> list[str]:
+    """The captions of one step's samples ("" for the unconditional share; the position
+    alone for `position_share` of the others)."""
     captions = []
     for position, indices in enumerate(specs.tolist()):
         rng = random.Random(f"caption:{seed}:{step}:{position}")
         empty = rng.random() < uncond_share
-        captions.append("" if empty else caption(ShapeSpec.from_indices(indices), rng))
+        spec = ShapeSpec.from_indices(indices)
+        if empty:
+            captions.append("")
+        elif position_share and rng.random() < position_share:
+            captions.append(position_caption(spec, rng))
+        else:
+            captions.append(caption(spec, rng))
     return captions
 
 
@@ -250,7 +264,15 @@ def train_unet(
         generator = step_generator(seed, "unet", step)
         picks = torch.randint(0, len(cache.latents), (options.batch_size,), generator=generator)
         x0 = cache.latents[picks] * cache.scaling_factor
-        ids = token_ids(step_captions(seed, step, cache.specs[picks], options.uncond_share))
+        ids = token_ids(
+            step_captions(
+                seed,
+                step,
+                cache.specs[picks],
+                options.uncond_share,
+                options.position_caption_share,
+            )
+        )
         discount = options.pyramid_noise if step >= options.pyramid_noise_from else 0.0
         loss = diffusion_loss(
             unet,
