@@ -19,7 +19,7 @@ from sdtui import hookimpl
 from sdtui.cli.options import data_dirs_from
 from sdtui.cli.script_flags import (
     add_script_flags,
-    check_script,
+    checked_script_inputs,
     script_from_arguments,
     script_help,
 )
@@ -149,15 +149,15 @@ class GenerateCommand:
             legacy_schedule=args.schedule is None,
             settings=settings.generation_defaults(),
         )
-        random_seed = requested.seed == -1
-        check_script(script, script_args, params, dirs, random_seed, "txt2img")
+        script_inputs = checked_script_inputs(
+            script, script_args, requested, params, dirs, "txt2img"
+        )
         naming = settings.output_naming("txt2img")
 
         def make_job(runtime: Any) -> Txt2ImgJob:
             return Txt2ImgJob(
                 runtime, host, dirs, params, model, out_dir=args.out, naming=naming,
-                script=script, script_args=script_args, random_seed=random_seed,
-                run_settings=RunSettings.from_settings(settings),
+                run_settings=RunSettings.from_settings(settings), **script_inputs,
             )  # fmt: skip
 
         return run_job(args, host, make_job, "txt2img")

@@ -36,7 +36,7 @@ from sdtui.cli.generate import (
 from sdtui.cli.img2img_batch import add_batch_arguments, run_batch
 from sdtui.cli.script_flags import (
     add_script_flags,
-    check_script,
+    checked_script_inputs,
     script_from_arguments,
     script_help,
 )
@@ -123,8 +123,9 @@ class Img2ImgCommand(GenerateCommand):
             legacy_schedule=args.schedule is None,
             settings=settings.generation_defaults(),
         )
-        random_seed = requested.seed == -1
-        check_script(script, script_args, params, dirs, random_seed, "img2img")
+        script_inputs = checked_script_inputs(
+            script, script_args, requested, params, dirs, "img2img"
+        )
         naming = settings.output_naming("img2img")
         upscaler = settings["upscaler_for_img2img"]
 
@@ -132,8 +133,7 @@ class Img2ImgCommand(GenerateCommand):
             return Img2ImgJob(
                 runtime, host, dirs, params, model, out_dir=args.out, naming=naming,
                 init_images=[init], mask=mask, resize_upscaler=upscaler,
-                script=script, script_args=script_args, random_seed=random_seed,
-                run_settings=RunSettings.from_settings(settings),
+                run_settings=RunSettings.from_settings(settings), **script_inputs,
             )  # fmt: skip
 
         return run_job(args, host, make_job, "img2img")

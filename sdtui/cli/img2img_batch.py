@@ -106,7 +106,7 @@ def batch_spec(args: argparse.Namespace) -> BatchSpec:
 def run_batch(args: argparse.Namespace) -> int:
     """Run the batch; print the paths written, then the summary (stderr)."""
     from sdtui.cli.generate import command_setup, params_from_arguments, run_job
-    from sdtui.cli.script_flags import check_script, script_from_arguments
+    from sdtui.cli.script_flags import checked_script_inputs, script_from_arguments
     from sdtui.params.schema import img2img_defaults
     from sdtui.services.generation import RunSettings
     from sdtui.services.img2img_batch import Img2ImgBatchJob, summary
@@ -120,8 +120,7 @@ def run_batch(args: argparse.Namespace) -> int:
         requested, host, legacy_schedule=args.schedule is None,
         settings=settings.generation_defaults(),
     )  # fmt: skip
-    random_seed = requested.seed == -1
-    check_script(script, script_args, params, dirs, random_seed, "img2img")
+    script_inputs = checked_script_inputs(script, script_args, requested, params, dirs, "img2img")
     naming = settings.output_naming("img2img")
     upscaler = settings["upscaler_for_img2img"]
     jobs: list[Img2ImgBatchJob] = []
@@ -129,8 +128,7 @@ def run_batch(args: argparse.Namespace) -> int:
     def make_job(runtime: Any) -> Img2ImgBatchJob:
         job = Img2ImgBatchJob(
             runtime, host, dirs, params, model, naming=naming, resize_upscaler=upscaler,
-            batch=spec, script=script, script_args=script_args, random_seed=random_seed,
-            run_settings=RunSettings.from_settings(settings),
+            batch=spec, run_settings=RunSettings.from_settings(settings), **script_inputs,
         )  # fmt: skip
         jobs.append(job)
         return job

@@ -90,14 +90,17 @@ def _pasted_script(args: argparse.Namespace, mode: str) -> tuple[Any, dict[str, 
     return pasted_script(get_host(), mode, params_from_infotext(infotext).unknown)
 
 
-def check_script(
-    script: Any, options: dict[str, Any], params: Any, dirs: Any, random_seed: bool, mode: str
-) -> None:
-    """The script's own checks of the prepared request (before the model loads)."""
+def checked_script_inputs(
+    script: Any, options: dict[str, Any], requested: Any, params: Any, dirs: Any, mode: str
+) -> dict[str, Any]:
+    """The job's script fields (`script`, `script_args`, `random_seed`: the request said
+    seed -1), after the script's own checks of the prepared `params` (before the model
+    loads)."""
     from sdtui.plugins import get_host
     from sdtui.services.scripts import ScriptRequest, check_request
 
-    if script is None:
-        return
-    request = ScriptRequest(params, options, mode, get_host(), dirs, random_seed)
-    check_request(script, request)
+    random_seed = requested.seed == -1
+    if script is not None:
+        request = ScriptRequest(params, options, mode, get_host(), dirs, random_seed)
+        check_request(script, request)
+    return {"script": script, "script_args": options, "random_seed": random_seed}

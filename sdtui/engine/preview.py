@@ -21,8 +21,7 @@ from PIL import Image
 
 from sdtui.engine.images import decode_latents, encode_images
 
-PREVIEW_METHODS = ("Full", "Approx NN", "Approx cheap", "TAESD")  # A1111's show_progress_type
-FULL = "Full"
+FULL = "Full"  # the one show_progress_type that is not the cheap preview
 PATCH = 32  # pixels per colour patch (4 latent pixels at factor 8)
 GRID = 6  # patches per side: 36 colours
 _ATTRIBUTE = "_sdtui_preview_map"
@@ -73,7 +72,7 @@ def latent_preview(latents: torch.Tensor, mapping: torch.Tensor) -> Image.Image:
 
 
 def preview_image(latents: torch.Tensor, model: Any, method: str) -> Image.Image:
-    """The preview of the first latent of a batch by `method` (one of PREVIEW_METHODS):
+    """The preview of the first latent of a batch by `method` (A1111's show_progress_type):
     the VAE's picture for "Full", else the cheap one (one pixel per latent pixel)."""
     if method == FULL:
         return decode_latents(model.vae, latents[:1])[0]

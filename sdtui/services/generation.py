@@ -87,9 +87,9 @@ class RunSettings:
     (code_former_weight, face_restoration_unload; which restorer runs is the parameter
     `face_restoration_model`), the save_images_before_* and save_mask* copies, SDXL's crop
     and refiner aesthetic scores, hires_fix_refiner_pass, show_progress_type (the live
-    previews' method), and comma_padding_backtrack (how
-    prompts longer than 75 tokens are split: it changes pixels, but A1111 writes no
-    infotext key for it, so it is a setting here too)."""
+    previews' method), and comma_padding_backtrack (how prompts longer than 75 tokens are
+    split: it changes pixels, but A1111 writes no infotext key for it, so it is a setting
+    here too)."""
 
     upscaler_tile: int = DEFAULT_TILE
     upscaler_tile_overlap: int = DEFAULT_OVERLAP
