@@ -16,6 +16,7 @@ from sdtui.models.loader import load_checkpoint
 from sdtui.training.default_model import META_TRAINING, TINY_SIZE
 from sdtui.training.recipe import LOSS_LOG, TrainingPlan, run_training
 from sdtui.training.shapes_dataset import ShapeSpec, caption
+from sdtui.training.text_stage import TextOptions
 from sdtui.training.train_state import LossLog, read_losses
 from sdtui.training.unet_stage import (
     UNetOptions,
@@ -32,7 +33,8 @@ PLAN = TrainingPlan(
     seed=5,
     size=TINY_SIZE,
     vae=VAEOptions(steps=3, batch_size=2, crop=32, warmup=1, save_every=10),
-    unet=UNetOptions(steps=3, batch_size=2, warmup=1, save_every=10),
+    text=TextOptions(steps=0),  # the encoder trains with the UNet; see test_text_stage.py
+    unet=UNetOptions(steps=3, batch_size=2, warmup=1, save_every=10, text_lr_scale=1.0),
     latents=6,
     threads=1,
 )

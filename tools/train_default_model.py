@@ -1,28 +1,31 @@
 """Train sdtui's embedded default model (a small SD1 that draws coloured shapes) from scratch.
 
     .venv/bin/python tools/train_default_model.py --work-dir ~/train-default \
-        --export models/default/sdtui-shapes.safetensors
+        --export config/default_model/sdtui-shapes.safetensors
 
 What it does (sdtui.training): generates captioned images of one shape (circle, square,
 triangle) in a named colour on a named background at a 3x3 grid position, small or large
 (sdtui.training.shapes_dataset; some colour x shape pairs are held out); trains SD1's
 AutoencoderKL at small widths on 64 px crops; encodes the UNet's training images once;
-trains the UNet and the CLIP text encoder together with SD's noise schedule and
-eps-prediction, 10% empty captions for classifier-free guidance and a moving average of the
-weights; exports the averages as one fp16 single-file checkpoint in the LDM layout with its
-`.yaml` (sdtui.models.ldm_export).
+teaches the CLIP text encoder to name each caption's attributes (sdtui.training.text_stage,
+a stand-in for CLIP's own pretraining); trains the UNet on top of the frozen encoder with
+SD's noise schedule and eps-prediction, 10% empty captions for classifier-free guidance and
+a moving average of the weights; exports one fp16 single-file checkpoint in the LDM layout
+with its `.yaml` (sdtui.models.ldm_export).
 
-Stages: `--stage vae`, `--stage unet` (needs a finished VAE), `--stage all` (default: both,
-then the export), `--stage export` (export the last saves as they are). Every stage saves
+Stages: `--stage vae`, `--stage text`, `--stage unet` (needs the VAE and, with
+--text-steps > 0, the text stage finished), `--stage all` (default: all three, then the
+export), `--stage export` (export the last saves as they are). Every stage saves
 its state (weights, optimiser, step, RNG) into --work-dir every 50 steps, atomically; run the
 same command again after an interruption and it resumes from the last save, repeating what an
 uninterrupted run would have done bit for bit. Keep --work-dir outside the repository (the
 saves are ~100 MB); only the exported file belongs in it. Losses go to stdout and to
 <work-dir>/losses.jsonl.
 
-Duration with the defaults on 2 idle CPU cores: about an hour (VAE 2000 steps of 8 crops at
-~0.3 s, encoding 8000 latents ~3 min, UNet + text encoder 4000 steps of 32 at ~0.6 s; other
-processes on the same cores stretch this a lot). Step counts may be raised for a run that
+Duration with the defaults on 2 idle CPU cores: about half an hour (VAE 2000 steps of 8
+crops at ~0.14 s, encoding 8000 latents ~3 min, text encoder 600 steps of 64 captions at
+~0.11 s, UNet 4000 steps of 32 at ~0.25 s with the encoder frozen; other processes on the
+same cores stretch this a lot). Step counts may be raised for a run that
 has finished or stopped (it resumes and continues; the learning-rate schedule then follows
 the new total). Evaluate the result with bench/default_model_eval.py.
 """
@@ -57,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_WORK_DIR,
         help=f"saves, latent cache, loss log; outside the repository (default {DEFAULT_WORK_DIR})",
     )
-    parser.add_argument("--stage", choices=("vae", "unet", "all", "export"), default="all")
+    parser.add_argument("--stage", choices=("vae", "text", "unet", "all", "export"), default="all")
     parser.add_argument(
         "--export",
         type=Path,
@@ -66,6 +69,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=plan.seed)
     parser.add_argument("--vae-steps", type=int, default=plan.vae.steps)
     parser.add_argument("--vae-batch", type=int, default=plan.vae.batch_size)
+    parser.add_argument(
+        "--text-steps",
+        type=int,
+        default=plan.text.steps,
+        help="steps of the text stage (attribute heads on the text encoder; 0: none)",
+    )
+    parser.add_argument(
+        "--text-lr-scale",
+        type=float,
+        default=plan.unet.text_lr_scale,
+        help="text encoder learning rate in the UNet stage, relative to the UNet's (0: frozen)",
+    )
     parser.add_argument("--unet-steps", type=int, default=plan.unet.steps)
     parser.add_argument("--unet-batch", type=int, default=plan.unet.batch_size)
     parser.add_argument(
@@ -121,6 +136,7 @@ def plan_from(args: argparse.Namespace) -> TrainingPlan:
         plan,
         seed=args.seed,
         vae=replace(plan.vae, steps=args.vae_steps, batch_size=args.vae_batch),
+        text=replace(plan.text, steps=args.text_steps),
         unet=replace(
             plan.unet,
             steps=args.unet_steps,
@@ -133,6 +149,7 @@ def plan_from(args: argparse.Namespace) -> TrainingPlan:
             high_t_blind=args.high_t_blind or plan.unet.high_t_blind,
             position_caption_share=args.position_caption_share,
             lr=args.unet_lr,
+            text_lr_scale=args.text_lr_scale,
         ),
         latents=args.latents,
         threads=args.threads,

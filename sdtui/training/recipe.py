@@ -1,4 +1,4 @@
-"""The whole recipe: VAE, latent cache, UNet + text encoder, export.
+"""The whole recipe: VAE, latent cache, text encoder (optional), UNet + text encoder, export.
 
     plan = TrainingPlan(seed=0)
     run_training(plan, Path("/work/train-default"), stage="all",
@@ -6,7 +6,7 @@
 
 Each stage resumes from its last save in `work_dir` (which should live outside the
 repository: saves hold optimiser states, ~100 MB); a finished stage is skipped. The default
-step counts fit about an hour on two CPU cores (see tools/train_default_model.py).
+step counts fit about half an hour on two CPU cores (see tools/train_default_model.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import torch
 from sdtui.training.default_model import ModelSize, export_checkpoint, set_scaling_factor
 from sdtui.training.latent_cache import CACHE_FILE, latent_cache
 from sdtui.training.shapes_dataset import HELD_OUT_PAIRS
+from sdtui.training.text_stage import TextOptions, load_trained_text_encoder, train_text_encoder
 from sdtui.training.train_state import LossLog
 from sdtui.training.unet_stage import UNetOptions, load_trained_unet, train_unet
 from sdtui.training.vae_stage import VAEOptions, load_trained_vae, train_vae
 
-Stage = Literal["vae", "unet", "all", "export"]
+Stage = Literal["vae", "text", "unet", "all", "export"]
 LOSS_LOG = "losses.jsonl"
 
 
@@ -34,6 +35,7 @@ class TrainingPlan:
     seed: int = 0
     size: ModelSize = field(default_factory=ModelSize)
     vae: VAEOptions = field(default_factory=VAEOptions)
+    text: TextOptions = field(default_factory=TextOptions)
     unet: UNetOptions = field(default_factory=UNetOptions)
     latents: int = 8000  # training images encoded for the UNet stage
     threads: int = 2
@@ -48,6 +50,8 @@ def model_info(plan: TrainingPlan, vae_step: int, unet_step: int) -> dict[str, o
         "seed": plan.seed,
         "vae_steps": vae_step,
         "unet_steps": unet_step,
+        "text_steps": plan.text.steps,
+        "text_lr_scale": plan.unet.text_lr_scale,
         "vae_batch": plan.vae.batch_size,
         "unet_batch": plan.unet.batch_size,
         "pyramid_noise": plan.unet.pyramid_noise,
@@ -70,7 +74,7 @@ def run_training(
     stream: TextIO | None = sys.stdout,
     stop_after: int | None = None,
 ) -> Path | None:
-    """Run `stage` ("vae", "unet", "all", or "export" alone); with `export`, write the
+    """Run `stage` ("vae", "text", "unet", "all", or "export" alone); with `export`, write the
     checkpoint once both stages are complete. `stop_after` ends each stage at that step
     (as an interruption would). Returns the exported path, if any."""
     threads = torch.get_num_threads()
@@ -97,6 +101,13 @@ def _run(
         _, done = train_vae(work_dir, plan.size, plan.seed, plan.vae, vae_log, stop_after)
         if not done:
             return None
+    if stage in ("text", "all") and plan.text.steps:
+        text_log = LossLog(log_path, "text", stream=stream)
+        _, done = train_text_encoder(
+            work_dir, plan.size, plan.seed, plan.text, text_log, stop_after
+        )
+        if not done:
+            return None
     unet_done = False
     if stage in ("unet", "all"):
         vae, vae_step = load_trained_vae(work_dir, plan.size, plan.seed)
@@ -106,11 +117,33 @@ def _run(
             work_dir, vae, vae_step, plan.seed, plan.latents, plan.size.image_size, unet_log
         )
         *_, unet_done = train_unet(
-            work_dir, plan.size, plan.seed, plan.unet, cache, unet_log, stop_after
+            work_dir,
+            plan.size,
+            plan.seed,
+            plan.unet,
+            cache,
+            unet_log,
+            stop_after,
+            pretrained_text(plan, work_dir),
         )
     if export is None or (stage != "export" and not unet_done):
         return None
     return export_trained(plan, work_dir, export, unet_log)
+
+
+def pretrained_text(plan: TrainingPlan, work_dir: Path) -> tuple[torch.nn.Module, int] | None:
+    """The text stage's finished encoder, when the plan has a text stage."""
+    if not plan.text.steps:
+        if plan.unet.text_lr_scale == 0:
+            raise SystemExit(
+                "a frozen text encoder (text_lr_scale 0) must come from the text stage: "
+                "give it steps, or let the UNet stage train the encoder"
+            )
+        return None
+    text_encoder, step = load_trained_text_encoder(work_dir, plan.size, plan.seed)
+    if step < plan.text.steps:
+        raise SystemExit(f"the text stage stopped at step {step}/{plan.text.steps}")
+    return text_encoder, step
 
 
 def export_trained(plan: TrainingPlan, work_dir: Path, path: Path, log: LossLog) -> Path:

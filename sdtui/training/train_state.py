@@ -69,8 +69,9 @@ def learning_rate(step: int, total: int, peak: float, warmup: int, floor: float 
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, value: float) -> None:
+    """Every parameter group's rate: `value` times the group's "lr_scale" (default 1)."""
     for group in optimizer.param_groups:
-        group["lr"] = value
+        group["lr"] = value * group.get("lr_scale", 1.0)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Stage 2: the UNet and the text encoder together, on the cached latents.
+"""Stage 3: the UNet (and, unless frozen, the text encoder), on the cached latents.
 
     unet, text_encoder, done = train_unet(work_dir, size, seed, UNetOptions(), cache, log)
 
@@ -10,7 +10,9 @@ does (BOS, text, EOS, EOS padding to 77). A share of captions is empty, so the m
 the unconditional prediction classifier-free guidance needs. The MSE is weighted by
 min-SNR-gamma (min(SNR, gamma) / SNR), which speeds convergence without changing the target.
 Each step draws its latents, captions, noise and timesteps from its own generator; an
-exponential moving average of both models is kept and is what gets exported.
+exponential moving average of the trained models is kept and is what gets exported. The text
+encoder starts from the text stage's (sdtui.training.text_stage) when there is one, and is
+frozen by default (`text_lr_scale` 0), as SD freezes CLIP.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class UNetOptions:
     # toy run (a blob at the captioned grid cell from pure noise) the text path learnt the
     # position words only with such captions in the mix
     position_caption_share: float = 0.0
+    # the text encoder's learning rate relative to the UNet's; 0 freezes it (as SD freezes
+    # CLIP), which suits an encoder that the text stage has already trained
+    text_lr_scale: float = 0.0
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with its save: not the step count, the save period
@@ -207,21 +212,33 @@ def train_unet(
     cache: LatentCache,
     log: LossLog,
     stop_after: int | None = None,
+    pretrained_text: tuple[torch.nn.Module, int] | None = None,
 ) -> tuple[torch.nn.Module, torch.nn.Module, bool]:
     """Train (or resume) up to `options.steps` (or `stop_after`); returns the averaged UNet
-    and text encoder and whether the stage is complete."""
+    and text encoder and whether the stage is complete. `pretrained_text` (the text stage's
+    encoder and step) is where a fresh run's text encoder starts."""
     path = work_dir / STATE_FILE
     modules = build_models(size, seed)
     unet, text_encoder = modules["unet"], modules["text_encoder"]
+    if pretrained_text is not None:
+        text_encoder.load_state_dict(pretrained_text[0].state_dict())
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
-    parameters = [*unet.parameters(), *text_encoder.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    frozen_text = options.text_lr_scale == 0
+    text_encoder.requires_grad_(not frozen_text)
+    groups: list[dict[str, Any]] = [{"params": list(unet.parameters())}]
+    if not frozen_text:
+        groups.append(
+            {"params": list(text_encoder.parameters()), "lr_scale": options.text_lr_scale}
+        )
+    parameters = [p for group in groups for p in group["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.01)
     config = {
         "size": size.as_dict(),
         "seed": seed,
         "options": options.fingerprint(),
         "scaling_factor": cache.scaling_factor,
         "latents": len(cache.latents),
+        "text_stage_step": None if pretrained_text is None else pretrained_text[1],
     }
     step = 0
     state = load_state(path)
@@ -293,7 +310,8 @@ def train_unet(
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         update_ema(ema_unet, unet, step, options.ema_decay)
-        update_ema(ema_text, text_encoder, step, options.ema_decay)
+        if not frozen_text:
+            update_ema(ema_text, text_encoder, step, options.ema_decay)
         step += 1
         log.add(step, options.steps, loss.item(), lr=lr)
         if step % options.save_every == 0 or step == last:
