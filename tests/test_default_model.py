@@ -36,9 +36,9 @@ def test_loads_through_the_normal_loader(shipped: Path) -> None:
     assert shipped.stat().st_size < 25 * 2**20
 
 
-def generate(data_dirs, tmp_path: Path, *extra: str) -> Path:
+def generate(data_dirs, tmp_path: Path, *extra: str, prompt: str = PROMPT) -> Path:
     out = tmp_path / "out"
-    argv = ["generate", "--prompt", PROMPT, *SEED, "--out", str(out), *extra]
+    argv = ["generate", "--prompt", prompt, *SEED, "--out", str(out), *extra]
     assert main([*argv, "--data-dir", str(data_dirs.root)]) == 0
     (path,) = sorted(out.glob("*.png"))
     return path
@@ -50,13 +50,21 @@ def test_an_empty_data_dir_generates_what_the_prompt_says(data_dirs, tmp_path, c
     image = Image.open(path)
     assert image.size == (128, 128)  # the model's native size, not 512
     seen = measure(image)
-    # the colours the prompt names (position is weaker: bench/default_model_eval.py measures it)
-    assert (seen.background, seen.colour) == ("blue", "red")
+    assert (seen.background, seen.colour, seen.position) == ("blue", "red", "centre")
     infotext = read_image_metadata(path).infotext or ""
     assert "Model: sdtui-shapes" in infotext and "Size: 128x128" in infotext
     first = path.read_bytes()
     again = generate(data_dirs, tmp_path / "again")
     assert again.read_bytes() == first  # same seed and parameters: the same PNG bytes
+
+
+@pytest.mark.parametrize("position", ["top left", "bottom right", "left"])
+def test_the_prompt_not_the_seed_says_where_the_shape_goes(
+    data_dirs, tmp_path: Path, position: str
+) -> None:
+    prompt = f"a small yellow square on a purple background, {position}"
+    seen = measure(Image.open(generate(data_dirs, tmp_path, prompt=prompt)))
+    assert (seen.background, seen.colour, seen.position) == ("purple", "yellow", position)
 
 
 async def test_the_app_starts_on_it_at_its_native_size(data_dirs, tmp_path) -> None:
