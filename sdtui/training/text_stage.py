@@ -32,8 +32,8 @@ from sdtui.training.train_state import (
     LossLog,
     learning_rate,
     load_state,
-    same_config,
-    save_state,
+    resume_stage,
+    save_stage,
     set_learning_rate,
 )
 
@@ -113,25 +113,10 @@ def train_text_encoder(
     parameters = [*text_encoder.parameters(), *heads.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.01)
     config = {"size": size.as_dict(), "seed": seed, "options": options.fingerprint()}
-    step = 0
-    state = load_state(path)
-    if state is not None:
-        same_config(state["config"], config, path)
-        text_encoder.load_state_dict(state["text_encoder"])
-        heads.load_state_dict(state["heads"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        log.resume_at(step)
-        if step < options.steps:
-            log.say(f"resuming from step {step} ({path})")
+    modules = {"text_encoder": text_encoder, "heads": heads}
+    step = resume_stage(path, config, modules, optimizer, log, options.steps)
     last = options.steps if stop_after is None else min(options.steps, stop_after)
     text_encoder.train()
-
-    def save() -> None:
-        state = {"config": config, "step": step, "text_encoder": text_encoder.state_dict()}
-        save_state(
-            path, {**state, "heads": heads.state_dict(), "optimizer": optimizer.state_dict()}
-        )
 
     while step < last:
         lr = learning_rate(step, options.steps, options.lr, options.warmup)
@@ -146,7 +131,7 @@ def train_text_encoder(
         named = {f"acc_{name}": value for name, value in zip(ATTRIBUTES, accuracy, strict=True)}
         log.add(step, options.steps, loss.item(), lr=lr, **named)
         if step % options.save_every == 0 or step == last:
-            save()
+            save_stage(path, config, step, modules, optimizer)
     return text_encoder.eval(), step >= options.steps
 
 

@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,6 +42,45 @@ def load_state(path: Path) -> dict[str, Any] | None:
     state = torch.load(path, map_location="cpu", weights_only=False)
     restore_rng_states(state.get("rng", {}))
     return state
+
+
+def save_stage(
+    path: Path,
+    config: dict[str, Any],
+    step: int,
+    modules: Mapping[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer,
+) -> None:
+    """Save a stage at `step`: its settings, each module's weights under its name, the
+    optimiser and the RNG states."""
+    weights = {name: module.state_dict() for name, module in modules.items()}
+    save_state(
+        path, {"config": config, "step": step, **weights, "optimizer": optimizer.state_dict()}
+    )
+
+
+def resume_stage(
+    path: Path,
+    config: dict[str, Any],
+    modules: Mapping[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer,
+    log: LossLog,
+    total: int,
+) -> int:
+    """Load a stage's last save into `modules` and `optimizer`, refusing one made with other
+    settings, and drop the log lines written after it; the step to go on from (0: no save)."""
+    state = load_state(path)
+    if state is None:
+        return 0
+    same_config(state["config"], config, path)
+    for name, module in modules.items():
+        module.load_state_dict(state[name])
+    optimizer.load_state_dict(state["optimizer"])
+    step = int(state["step"])
+    log.resume_at(step)
+    if step < total:
+        log.say(f"resuming from step {step} ({path})")
+    return step
 
 
 def rng_states() -> dict[str, Any]:

@@ -34,8 +34,8 @@ from sdtui.training.train_state import (
     LossLog,
     learning_rate,
     load_state,
-    same_config,
-    save_state,
+    resume_stage,
+    save_stage,
     set_learning_rate,
     step_generator,
     update_ema,
@@ -240,40 +240,17 @@ def train_unet(
         "latents": len(cache.latents),
         "text_stage_step": None if pretrained_text is None else pretrained_text[1],
     }
-    step = 0
-    state = load_state(path)
-    if state is not None:
-        same_config(state["config"], config, path)
-        for name, module in (
-            ("unet", unet),
-            ("text_encoder", text_encoder),
-            ("ema_unet", ema_unet),
-            ("ema_text_encoder", ema_text),
-        ):
-            module.load_state_dict(state[name])
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        log.resume_at(step)
-        if step < options.steps:
-            log.say(f"resuming from step {step} ({path})")
+    modules = {
+        "unet": unet,
+        "text_encoder": text_encoder,
+        "ema_unet": ema_unet,
+        "ema_text_encoder": ema_text,
+    }
+    step = resume_stage(path, config, modules, optimizer, log, options.steps)
     alphas_cumprod = alphas_cumprod_from_betas(scaled_linear_betas()).float()
     last = options.steps if stop_after is None else min(options.steps, stop_after)
     unet.train()
     text_encoder.train()
-
-    def save() -> None:
-        save_state(
-            path,
-            {
-                "config": config,
-                "step": step,
-                "unet": unet.state_dict(),
-                "text_encoder": text_encoder.state_dict(),
-                "ema_unet": ema_unet.state_dict(),
-                "ema_text_encoder": ema_text.state_dict(),
-                "optimizer": optimizer.state_dict(),
-            },
-        )
 
     while step < last:
         lr = learning_rate(step, options.steps, options.lr, options.warmup)
@@ -315,7 +292,7 @@ def train_unet(
         step += 1
         log.add(step, options.steps, loss.item(), lr=lr)
         if step % options.save_every == 0 or step == last:
-            save()
+            save_stage(path, config, step, modules, optimizer)
     return ema_unet, ema_text, step >= options.steps
 
 

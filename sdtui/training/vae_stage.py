@@ -28,8 +28,8 @@ from sdtui.training.train_state import (
     LossLog,
     learning_rate,
     load_state,
-    same_config,
-    save_state,
+    resume_stage,
+    save_stage,
     set_learning_rate,
     step_generator,
 )
@@ -109,22 +109,10 @@ def train_vae(
     vae = build_vae(size, seed)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=options.lr, betas=(0.9, 0.99))
     config = {"size": size.as_dict(), "seed": seed, "options": options.fingerprint()}
-    step = 0
-    state = load_state(path)
-    if state is not None:
-        same_config(state["config"], config, path)
-        vae.load_state_dict(state["vae"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        log.resume_at(step)
-        if step < options.steps:
-            log.say(f"resuming from step {step} ({path})")
+    modules = {"vae": vae}
+    step = resume_stage(path, config, modules, optimizer, log, options.steps)
     last = options.steps if stop_after is None else min(options.steps, stop_after)
     vae.train()
-
-    def save() -> None:
-        state = {"config": config, "step": step, "vae": vae.state_dict()}
-        save_state(path, {**state, "optimizer": optimizer.state_dict()})
 
     while step < last:
         set_learning_rate(optimizer, learning_rate(step, options.steps, options.lr, options.warmup))
@@ -138,7 +126,7 @@ def train_vae(
         step += 1
         log.add(step, options.steps, loss.item(), l1=l1, kl=kl)
         if step % options.save_every == 0 or step == last:
-            save()
+            save_stage(path, config, step, modules, optimizer)
     return vae.eval(), step >= options.steps
 
 
