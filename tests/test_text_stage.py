@@ -120,7 +120,7 @@ def test_command_line_sets_the_text_stage() -> None:
     plan = tool.plan_from(args)
     assert (args.stage, plan.text.steps, plan.unet.text_lr_scale) == ("text", 40, 0.0)
     default = tool.plan_from(tool.parse_args([]))
-    assert (default.text.steps, default.unet.text_lr_scale) == (600, 0.0)
+    assert (default.text.steps, default.unet.text_lr_scale) == (600, 0.1)
 
 
 def test_a_frozen_encoder_without_a_text_stage_is_refused(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ triangle) in a named colour on a named background at a 3x3 grid position, small 
 (sdtui.training.shapes_dataset; some colour x shape pairs are held out); trains SD1's
 AutoencoderKL at small widths on 64 px crops; encodes the UNet's training images once;
 teaches the CLIP text encoder to name each caption's attributes (sdtui.training.text_stage,
-a stand-in for CLIP's own pretraining); trains the UNet on top of the frozen encoder with
-SD's noise schedule and eps-prediction, 10% empty captions for classifier-free guidance and
+a stand-in for CLIP's own pretraining); trains the UNet on top of it (the encoder at a tenth
+of the UNet's learning rate) with SD's noise schedule and eps-prediction, 10% empty captions for classifier-free guidance and
 a moving average of the weights; exports one fp16 single-file checkpoint in the LDM layout
 with its `.yaml` (sdtui.models.ldm_export).
 
@@ -24,8 +24,8 @@ saves are ~100 MB); only the exported file belongs in it. Losses go to stdout an
 
 Duration with the defaults on 2 idle CPU cores: about half an hour (VAE 2000 steps of 8
 crops at ~0.14 s, encoding 8000 latents ~3 min, text encoder 600 steps of 64 captions at
-~0.11 s, UNet 4000 steps of 32 at ~0.25 s with the encoder frozen; other processes on the
-same cores stretch this a lot). Step counts may be raised for a run that
+~0.11 s, UNet 4000 steps of 32 at ~0.3 s; other processes on the same cores stretch this a
+lot). Step counts may be raised for a run that
 has finished or stopped (it resumes and continues; the learning-rate schedule then follows
 the new total). Evaluate the result with bench/default_model_eval.py.
 """
