@@ -9,9 +9,9 @@ triangle) in a named colour on a named background at a 3x3 grid position, small 
 AutoencoderKL at small widths on 64 px crops; encodes the UNet's training images once;
 teaches the CLIP text encoder to name each caption's attributes (sdtui.training.text_stage,
 a stand-in for CLIP's own pretraining); trains the UNet on top of it (the encoder at a tenth
-of the UNet's learning rate) with SD's noise schedule and eps-prediction, 10% empty captions for classifier-free guidance and
-a moving average of the weights; exports one fp16 single-file checkpoint in the LDM layout
-with its `.yaml` (sdtui.models.ldm_export).
+of the UNet's learning rate) with SD's noise schedule and eps-prediction, 10% empty captions
+for classifier-free guidance and a moving average of the weights; exports one fp16
+single-file checkpoint in the LDM layout with its `.yaml` (sdtui.models.ldm_export).
 
 Stages: `--stage vae`, `--stage text`, `--stage unet` (needs the VAE and, with
 --text-steps > 0, the text stage finished), `--stage all` (default: all three, then the
