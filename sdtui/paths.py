@@ -8,7 +8,8 @@
     <data-dir>/outputs/...               txt2img-images, img2img-images, extras-images, ...
     <data-dir>/log                       "Save" button output
     <data-dir>/styles.csv                prompt styles
-    <data-dir>/sdtui                     sdtui's own settings and caches
+    <data-dir>/sdtui                     sdtui's own settings and caches; temp/: results
+                                         the samples_save / grid_save settings do not keep
 
 `--data-dir ~/stable-diffusion-webui` uses an A1111 install as it is: sdtui reads its
 folders and never writes A1111's own files (config.json, ui-config.json, cache.json);

@@ -111,7 +111,9 @@ _SPECS: tuple[SettingSpec, ...] = (
     # -- saving images ---------------------------------------------------------------------
     _setting(
         "samples_save", "Always save all generated images", SAVING, True,
-        "sdtui saves every image for now.", used=False,
+        "Off: txt2img and img2img images go to <data-dir>/sdtui/temp (still shown; Save keeps "
+        "one in log/images) and no before-* or mask copies are written; an output folder "
+        "you name (--out, img2img Batch) still gets them.",
     ),
     _setting(
         "samples_format", "File format for images", SAVING, "png",
@@ -129,7 +131,7 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
     _setting(
         "grid_save", "Always save all generated image grids", SAVING, True,
-        "A grid is saved for every batch of more than one image for now.", used=False,
+        "Off: grids (batches, scripts) go to <data-dir>/sdtui/temp, still shown.",
     ),
     _setting(
         "grid_format", "File format for grids", SAVING, "png",

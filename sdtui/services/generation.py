@@ -282,6 +282,9 @@ class Txt2ImgJob:
             if save:
                 self._save(result, facts, context, out_dir)
 
+        # A1111 writes the before-* and mask copies only when it saves the images themselves
+        copies = save and bool(out_dir or self.out_dir or self.naming.keep_images)
+
         def on_intermediate(result: Any, suffix: str) -> None:
             self._write(result.image, result, facts, grid=False, out_dir=out_dir, suffix=suffix)
 
@@ -301,8 +304,8 @@ class Txt2ImgJob:
             other_models=others,
             face_restorer=restore,
             face_restoration_model=restorer_name if restore else None,
-            on_intermediate=on_intermediate if save else None,
-            **self.run_settings.engine_options(save),
+            on_intermediate=on_intermediate if copies else None,
+            **self.run_settings.engine_options(copies),
         )
         return self._generate(loaded, params, options, **inputs)
 

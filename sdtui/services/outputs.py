@@ -179,6 +179,12 @@ def next_sequence_number(folder: Path, basename: str = "") -> int:
     return highest + 1
 
 
+def temporary_folder(dirs: DataDirs) -> Path:
+    """Where results that the settings do not keep are written (A1111 shows those from
+    gradio's temporary files): `<data-dir>/sdtui/temp`."""
+    return dirs.own / "temp"
+
+
 @dataclass(frozen=True)
 class OutputNaming:
     """A1111's saving settings that decide folders and file names."""
@@ -196,9 +202,16 @@ class OutputNaming:
     jpeg_quality: int = 80  # jpeg_quality: JPEG and lossy WebP
     write_infotext: bool = True  # enable_pnginfo: the infotext (and sdtui's JSON) in the file
     save_txt: bool = False  # save_txt: the infotext in name.txt beside name.png
+    # samples_save / grid_save: off, generated images / grids go to the temporary folder
+    # (shown as results, kept with Save) instead of the outputs folders (not Extras': A1111
+    # saves those regardless)
+    keep_images: bool = True
+    keep_grids: bool = True
 
     def folder(self, dirs: DataDirs, kind: str, context: NameContext, grid: bool = False) -> Path:
         images, grids = OUTPUT_KINDS[kind]
+        if kind != "extras" and not (self.keep_grids if grid else self.keep_images):
+            return temporary_folder(dirs) / (grids if grid else images)
         folder = (self.grids_folder if grid else self.images_folder) or dirs.outputs / (
             grids if grid else images
         )

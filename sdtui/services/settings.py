@@ -167,6 +167,8 @@ class Settings:
             jpeg_quality=int(self.values["jpeg_quality"]),
             write_infotext=bool(self.values["enable_pnginfo"]),
             save_txt=bool(self.values["save_txt"]),
+            keep_images=bool(self.values["samples_save"]),
+            keep_grids=bool(self.values["grid_save"]),
             init_images_folder=(
                 self.root / Path(self.values["outdir_init_images"]).expanduser()
                 if self.values["save_init_img"]
