@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from sdtui.cli import main
 from sdtui.params.image_metadata import read_image_metadata
@@ -104,3 +105,37 @@ async def test_the_app_shows_an_unkept_result_and_save_keeps_it(tiny_dirs) -> No
         await wait_until(pilot, lambda: files(tiny_dirs.root / "log" / "images"))
         kept = [p for p in files(tiny_dirs.root / "log" / "images") if p.suffix == ".png"]
         assert len(kept) == 1 and kept[0].read_bytes() == shown.read_bytes()
+
+
+def test_returned_masks_are_listed_from_the_temporary_folder(tiny_dirs, capsys, tmp_path) -> None:
+    """A1111's return_mask / return_mask_composite: the inpainting copies join the results
+    (after their image) without being kept; save_mask still keeps its own copy."""
+    from tests.test_img2img_cli import SMALL as IMG2IMG_SMALL
+
+    settings(tiny_dirs, return_mask=True, return_mask_composite=True, save_mask=True)
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "in.png")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    mask.save(tmp_path / "mask.png")
+    argv = ["img2img", "--init", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png")]
+    assert main([*argv, "--seed", "5", *IMG2IMG_SMALL, "--data-dir", str(tiny_dirs.root)]) == 0
+    names = [Path(p).name for p in written(capsys)]
+    assert names == ["00000-5.png", "00000-5-mask.png", "00001-5-mask-composite.png"]
+    kept = [p.name for p in files(tiny_dirs.outputs)]
+    assert kept == ["00000-5.png", "00001-5-mask.png"]  # the image and save_mask's copy
+    temp = temporary_folder(tiny_dirs) / "img2img-images"
+    shown = {p.name: p for p in files(temp)}
+    assert sorted(shown) == ["00000-5-mask.png", "00001-5-mask-composite.png"]
+    assert Image.open(shown["00001-5-mask-composite.png"]).mode == "RGBA"
+    assert Image.open(shown["00000-5-mask.png"]).getpixel((32, 32)) == (255, 255, 255)
+
+
+def test_no_returned_masks_without_a_mask_or_when_off(tiny_dirs, capsys, tmp_path) -> None:
+    from tests.test_img2img_cli import SMALL as IMG2IMG_SMALL
+
+    settings(tiny_dirs, return_mask=True)
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "in.png")
+    argv = ["img2img", "--init", str(tmp_path / "in.png"), "--seed", "5", *IMG2IMG_SMALL]
+    assert main([*argv, "--data-dir", str(tiny_dirs.root)]) == 0
+    assert [Path(p).name for p in written(capsys)] == ["00000-5.png"]
+    assert files(temporary_folder(tiny_dirs)) == []

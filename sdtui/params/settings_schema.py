@@ -297,6 +297,16 @@ _SPECS: tuple[SettingSpec, ...] = (
     ),
     _param("img2img_extra_noise", IMG2IMG),
     _param("img2img_color_correction", IMG2IMG),
+    _setting(
+        "return_mask", "For inpainting, include the greyscale mask in results", IMG2IMG, False,
+        "Listed after each inpainted image (from <data-dir>/sdtui/temp): the mask the overlay "
+        "used, as save_mask writes it.",
+    ),
+    _setting(
+        "return_mask_composite", "For inpainting, include masked composite in results", IMG2IMG,
+        False, "Listed after each inpainted image: the result before the overlay, transparent "
+        "where the mask is black.",
+    ),
     # -- sampler parameters ----------------------------------------------------------------
     _param("eta_ddim", SAMPLER),
     _param("eta", SAMPLER, "Eta for ancestral samplers"),

@@ -26,7 +26,7 @@ from sdtui.models.discovery import (
 from sdtui.models.hashes import HashCache, short_hash
 from sdtui.params.schema import GenerationParams
 from sdtui.paths import DataDirs
-from sdtui.services.outputs import NameContext, OutputNaming, write_output
+from sdtui.services.outputs import NameContext, OutputNaming, temporary_folder, write_output
 
 VERSION = f"sdtui {__version__}"
 
@@ -77,6 +77,9 @@ COPY_SETTINGS = {
     "mask": "save_mask",
     "mask composite": "save_mask_composite",
 }
+# A1111's return_mask / return_mask_composite: the inpainting copies listed with the results
+# (written to the temporary folder, not kept in the outputs)
+RETURN_SETTINGS = {"mask": "return_mask", "mask composite": "return_mask_composite"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class RunSettings:
     code_former_weight: float = 0.5
     face_restoration_unload: bool = False  # the restorer's network back to RAM after each image
     keep_copies: frozenset[str] = frozenset()  # stages of COPY_SETTINGS that save a copy
+    shown_copies: frozenset[str] = frozenset()  # stages of RETURN_SETTINGS listed as results
     sdxl_crop: tuple[int, int] = (0, 0)  # sdxl_crop_top / sdxl_crop_left
     refiner_aesthetic: tuple[float, float] = (2.5, 6.0)  # sdxl_refiner_low / high_aesthetic_score
     # sdtui.engine.refiner's DEFAULT_HIRES_REFINER_PASS (that module imports torch)
@@ -112,6 +116,9 @@ class RunSettings:
             code_former_weight=float(settings["code_former_weight"]),
             face_restoration_unload=bool(settings["face_restoration_unload"]),
             keep_copies=frozenset(stage for stage, key in COPY_SETTINGS.items() if settings[key]),
+            shown_copies=frozenset(
+                stage for stage, key in RETURN_SETTINGS.items() if settings[key]
+            ),
             sdxl_crop=(int(settings["sdxl_crop_top"]), int(settings["sdxl_crop_left"])),
             refiner_aesthetic=(
                 float(settings["sdxl_refiner_low_aesthetic_score"]),
@@ -122,12 +129,12 @@ class RunSettings:
             preview_method=str(settings["show_progress_type"]),
         )
 
-    def engine_options(self, save: bool) -> dict[str, Any]:
-        """`EngineOptions` fields (no copies when the run saves nothing)."""
+    def engine_options(self, copies: frozenset[str]) -> dict[str, Any]:
+        """`EngineOptions` fields; `copies`: the stages whose copies the run wants."""
         return {
             "upscaler_tile": self.upscaler_tile,
             "upscaler_tile_overlap": self.upscaler_tile_overlap,
-            "keep_copies": self.keep_copies if save else frozenset(),
+            "keep_copies": copies,
             "sdxl_crop": self.sdxl_crop,
             "refiner_aesthetic": self.refiner_aesthetic,
             "hires_refiner_pass": self.hires_refiner_pass,
@@ -282,13 +289,26 @@ class Txt2ImgJob:
             if save:
                 self._save(result, facts, context, out_dir)
 
-        # A1111 writes the before-* and mask copies only when it saves the images themselves
-        copies = save and bool(out_dir or self.out_dir or self.naming.keep_images)
+        # A1111 writes the before-* and mask copies only when it saves the images themselves;
+        # the masks it returns (return_mask*) are listed whenever the run lists its images
+        saving = save and bool(out_dir or self.out_dir or self.naming.keep_images)
+        kept = self.run_settings.keep_copies if saving else frozenset()
+        shown = self.run_settings.shown_copies if save else frozenset()
+
+        from sdtui.engine.options import COPY_SUFFIXES, EngineOptions
 
         def on_intermediate(result: Any, suffix: str) -> None:
-            self._write(result.image, result, facts, grid=False, out_dir=out_dir, suffix=suffix)
-
-        from sdtui.engine.options import EngineOptions
+            stage = next(name for name, known in COPY_SUFFIXES.items() if known == suffix)
+            if stage in kept:
+                self._write(result.image, result, facts, grid=False, out_dir=out_dir, suffix=suffix)
+            if stage in shown:
+                folder = temporary_folder(self.dirs) / f"{self.kind}-images"
+                path = self._write(
+                    result.image, result, facts, grid=False, out_dir=folder, suffix=suffix
+                )
+                listed = SavedImage(path, result.infotext, result.params.seed)
+                self.saved.append(listed)
+                context.add_result(listed)
 
         options = EngineOptions(
             samplers=self.plugin_host.samplers,
@@ -304,8 +324,8 @@ class Txt2ImgJob:
             other_models=others,
             face_restorer=restore,
             face_restoration_model=restorer_name if restore else None,
-            on_intermediate=on_intermediate if copies else None,
-            **self.run_settings.engine_options(copies),
+            on_intermediate=on_intermediate if kept | shown else None,
+            **self.run_settings.engine_options(kept | shown),
         )
         return self._generate(loaded, params, options, **inputs)
 
