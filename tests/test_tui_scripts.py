@@ -304,6 +304,7 @@ async def test_a_pasted_infotext_selects_its_script_with_its_options(data_dirs) 
         await screen.run_action("read_params")
         await wait_until(pilot, lambda: panel.chosen == "X/Y/Z plot" and panel.controls)
         await wait_until(pilot, lambda: all(c.is_mounted for c in panel.controls.values()))
+        await wait_until(pilot, lambda: panel.select.value == "X/Y/Z plot")  # a posted change
         values = panel.values()
         assert (values["x_type"], values["x_values"]) == ("Steps", "1-2")
         assert (values["y_type"], values["y_values"]) == ("CFG Scale", "3,4.5")
