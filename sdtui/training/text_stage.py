@@ -20,7 +20,7 @@ and phrasing come from the step number, so a resumed run repeats an uninterrupte
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from sdtui.training.train_state import (
     LossLog,
     learning_rate,
     load_state,
+    resume_fingerprint,
     resume_stage,
     save_stage,
     set_learning_rate,
@@ -52,9 +53,7 @@ class TextOptions:
     save_every: int = 100
 
     def fingerprint(self) -> dict[str, Any]:
-        values = asdict(self)
-        del values["steps"], values["save_every"]
-        return values
+        return resume_fingerprint(self)
 
 
 class AttributeHeads(torch.nn.Module):

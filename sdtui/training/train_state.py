@@ -17,7 +17,7 @@ import random
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,6 +42,15 @@ def load_state(path: Path) -> dict[str, Any] | None:
     state = torch.load(path, map_location="cpu", weights_only=False)
     restore_rng_states(state.get("rng", {}))
     return state
+
+
+def resume_fingerprint(options: Any, *free: str) -> dict[str, Any]:
+    """A stage's options (a dataclass) that a resumed run must share with its save: all but
+    the step count and the save period (a run may be continued with more steps) and `free`."""
+    values = asdict(options)
+    for name in ("steps", "save_every", *free):
+        values.pop(name)
+    return values
 
 
 def save_stage(

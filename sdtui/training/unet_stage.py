@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from sdtui.training.train_state import (
     LossLog,
     learning_rate,
     load_state,
+    resume_fingerprint,
     resume_stage,
     save_stage,
     set_learning_rate,
@@ -78,9 +79,7 @@ class UNetOptions:
     text_lr_scale: float = 0.1
 
     def fingerprint(self) -> dict[str, Any]:
-        """What a resumed run must share with its save: not the step count, the save period
-        or the noise phase (a run may be continued with more steps or another noise)."""
-        values = asdict(self)
+        """Not the noise phase either: a run may be continued with another noise."""
         phases = (
             "pyramid_noise",
             "pyramid_noise_from",
@@ -90,9 +89,7 @@ class UNetOptions:
             "high_t_blind",
             "position_caption_share",
         )
-        for name in ("steps", "save_every", *phases):
-            values.pop(name)
-        return values
+        return resume_fingerprint(self, *phases)
 
 
 def training_noise(shape: torch.Size, generator: torch.Generator, discount: float) -> torch.Tensor:

@@ -15,7 +15,7 @@ exactly.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sdtui.training.train_state import (
     LossLog,
     learning_rate,
     load_state,
+    resume_fingerprint,
     resume_stage,
     save_stage,
     set_learning_rate,
@@ -50,10 +51,7 @@ class VAEOptions:
     save_every: int = 50
 
     def fingerprint(self) -> dict[str, Any]:
-        """What a resumed run must share with the saved one (the step count may grow)."""
-        values = asdict(self)
-        del values["steps"], values["save_every"]
-        return values
+        return resume_fingerprint(self)
 
 
 def _crop_origin(centre: float, size: int, crop: int, generator: torch.Generator) -> int:
