@@ -140,6 +140,12 @@ def build_vae(size: ModelSize, seed: int) -> torch.nn.Module:
     return build_component("vae", component_configs(size)["vae"]).train()
 
 
+def build_text_encoder(size: ModelSize, seed: int) -> torch.nn.Module:
+    """The text encoder alone, initialised exactly as `build_models` initialises it."""
+    torch.manual_seed(seed * 1000 + 2)
+    return build_component("text_encoder", component_configs(size)["text_encoder"]).train()
+
+
 def set_scaling_factor(vae: Any, scaling_factor: float) -> None:
     vae.register_to_config(scaling_factor=float(scaling_factor))
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from sdtui.training.default_model import ModelSize, build_models
+from sdtui.training.default_model import ModelSize, build_text_encoder
 from sdtui.training.shapes_dataset import COLOURS, POSITIONS, SHAPES, SIZES, caption, random_spec
 from sdtui.training.train_state import (
     LossLog,
@@ -37,6 +37,7 @@ from sdtui.training.train_state import (
     save_stage,
     set_learning_rate,
 )
+from sdtui.training.unet_stage import token_ids
 
 STATE_FILE = "text-state.pt"
 # classes per ShapeSpec index (shape, colour, background, position, size)
@@ -103,10 +104,8 @@ def train_text_encoder(
 ) -> tuple[torch.nn.Module, bool]:
     """Train (or resume) up to `options.steps` (or `stop_after`); returns the encoder and
     whether the stage is complete."""
-    from sdtui.training.unet_stage import token_ids
-
     path = work_dir / STATE_FILE
-    text_encoder = build_models(size, seed)["text_encoder"]
+    text_encoder = build_text_encoder(size, seed)
     torch.manual_seed(seed * 1000 + 7)
     heads = AttributeHeads(size.text_width)
     parameters = [*text_encoder.parameters(), *heads.parameters()]
@@ -141,6 +140,6 @@ def load_trained_text_encoder(
     state = load_state(work_dir / STATE_FILE)
     if state is None:
         raise SystemExit(f"no text encoder in {work_dir}: run the text stage first")
-    text_encoder = build_models(size, seed)["text_encoder"]
+    text_encoder = build_text_encoder(size, seed)
     text_encoder.load_state_dict(state["text_encoder"])
     return text_encoder.eval(), int(state["step"])
