@@ -155,6 +155,7 @@ async def _extras(pilot) -> None:
     await pilot.pause()
     app.screen.receive(picture)  # as "send to extras" from txt2img's results
     await settle(pilot)
+    await settle(pilot)  # the shown picture's render may start a worker after the first
     await pilot.wait_for_scheduled_animations()
 
 
